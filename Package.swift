@@ -1,0 +1,47 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// The hot kernels use Swift SIMD types. Without AVX2 and FMA enabled, the
+// compiler targets baseline x86-64 and lowers every fused multiply-add to a
+// per-lane library call, which made the f32 matrix-vector product about 10x
+// slower on the development machine (see docs/BENCHMARKS.md). The manifest is
+// compiled for the host, so this check enables the flags only when building on
+// x86-64; other architectures get the compiler's defaults. Set
+// LORA_MOE_PORTABLE=1 to build a binary for x86-64 machines without AVX2.
+//
+// NOTE: SwiftPM rejects unsafe flags in packages used as remote dependencies;
+// depend on lora-moe through a local path or build with LORA_MOE_PORTABLE=1.
+var kernelSettings: [SwiftSetting] = []
+#if arch(x86_64)
+if Context.environment["LORA_MOE_PORTABLE"] == nil {
+    kernelSettings.append(.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"]))
+}
+#endif
+
+let package = Package(
+    name: "lora-moe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "LoRAMoE", targets: ["LoRAMoE"]),
+        .executable(name: "lora-moe", targets: ["lora-moe"]),
+    ],
+    targets: [
+        .target(name: "Tensor", swiftSettings: kernelSettings),
+        .target(name: "SafeTensors", dependencies: ["Tensor"]),
+        .target(name: "Tokenizers"),
+        .target(name: "Models", dependencies: ["Tensor", "SafeTensors"], swiftSettings: kernelSettings),
+        .target(name: "Adapters", dependencies: ["Tensor", "SafeTensors", "Models"], swiftSettings: kernelSettings),
+        .target(name: "Generation", dependencies: ["Tensor", "Models", "Adapters", "Tokenizers"]),
+        .target(name: "LoRAMoE", dependencies: ["Tensor", "SafeTensors", "Tokenizers", "Models", "Adapters", "Generation"]),
+        .executableTarget(name: "lora-moe", dependencies: ["LoRAMoE"]),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters"]),
+        .testTarget(name: "GenerationTests", dependencies: ["Generation"]),
+        .testTarget(name: "ParityTests", dependencies: ["LoRAMoE"]),
+        .testTarget(name: "CLITests", dependencies: ["LoRAMoE"]),
+    ]
+)

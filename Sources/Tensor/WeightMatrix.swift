@@ -1,0 +1,95 @@
+/// Memory owned by a tensor that does not live in a mapped file.
+public final class OwnedBuffer: @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer
+    public let byteCount: Int
+
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// A read-only row-major matrix `[rows, columns]` whose elements are stored in
+/// `dtype`, usually a zero-copy view into a memory-mapped safetensors file.
+/// A PyTorch `nn.Linear` weight is `[out_features, in_features]`.
+public struct WeightMatrix: @unchecked Sendable {
+    // SAFETY: the memory at `base` is never written after construction and
+    // stays alive as long as `owner` does, so sharing across threads is safe.
+    public let rows: Int
+    public let columns: Int
+    public let dtype: DType
+    public let base: UnsafeRawPointer
+    /// Keeps the memory behind `base` alive (a mapped file or an `OwnedBuffer`).
+    public let owner: AnyObject
+
+    public init(rows: Int, columns: Int, dtype: DType, base: UnsafeRawPointer, owner: AnyObject) {
+        self.rows = rows
+        self.columns = columns
+        self.dtype = dtype
+        self.base = base
+        self.owner = owner
+    }
+
+    /// Copies `values` (row-major, `rows * columns` elements) into a new f32 matrix.
+    public init(copying values: [Float], rows: Int, columns: Int) {
+        precondition(values.count == rows * columns, "WeightMatrix: \(values.count) values for [\(rows), \(columns)]")
+        let buffer = OwnedBuffer(byteCount: values.count * 4)
+        values.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        self.init(rows: rows, columns: columns, dtype: .f32, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
+    }
+
+    /// Bytes of one row.
+    public var rowByteCount: Int { columns * dtype.byteSize }
+
+    /// Bytes of the whole matrix.
+    public var byteCount: Int { rows * rowByteCount }
+
+    /// Widens row `row` into `destination[0..<columns]`.
+    public func copyRow(_ row: Int, to destination: UnsafeMutablePointer<Float>) {
+        precondition(row >= 0 && row < rows, "WeightMatrix.copyRow: row \(row) outside 0..<\(rows)")
+        convertToFloat(base + row * rowByteCount, dtype: dtype, count: columns, into: destination)
+    }
+
+    /// Element at (`row`, `column`), widened to Float. Slow; for tests and one-off reads.
+    public func element(row: Int, column: Int) -> Float {
+        precondition(row >= 0 && row < rows && column >= 0 && column < columns, "WeightMatrix.element: index outside [\(rows), \(columns)]")
+        let address = base + (row * columns + column) * dtype.byteSize
+        switch dtype {
+        case .f32: return address.loadUnaligned(as: Float.self)
+        case .bf16: return floatFromBFloat16(address.loadUnaligned(as: UInt16.self))
+        case .f16: return floatFromFloat16(address.loadUnaligned(as: UInt16.self))
+        }
+    }
+
+    /// All elements widened to Float, row-major. Allocates; for tests and small matrices.
+    public func toFloatArray() -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows * columns) { buffer, count in
+            if rows * columns > 0 {
+                convertToFloat(base, dtype: dtype, count: rows * columns, into: buffer.baseAddress!)
+            }
+            count = rows * columns
+        }
+    }
+}
+
+/// Widens `count` elements of `dtype` at `source` into `destination`.
+@inline(__always)
+public func convertToFloat(_ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>) {
+    switch dtype {
+    case .f32:
+        destination.update(from: source.assumingMemoryBound(to: Float.self), count: count)
+    case .bf16:
+        // Plain loop on purpose: LLVM vectorizes the widening shift.
+        let halves = source.assumingMemoryBound(to: UInt16.self)
+        for i in 0..<count {
+            destination[i] = Float(bitPattern: UInt32(halves[i]) << 16)
+        }
+    case .f16:
+        let halves = source.assumingMemoryBound(to: UInt16.self)
+        for i in 0..<count {
+            destination[i] = floatFromFloat16(halves[i])
+        }
+    }
+}
