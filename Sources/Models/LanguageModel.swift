@@ -1,0 +1,189 @@
+import Foundation
+import SafeTensors
+import Tensor
+
+/// Which positions of a forward pass produce logits.
+public enum LogitSelection: Sendable {
+    /// None: only fill the cache (prompt prefill before more tokens arrive).
+    case none
+    /// The last position only (decoding).
+    case last
+    /// Every position (scoring).
+    case all
+}
+
+/// A decoder-only transformer (Llama, Qwen2, Qwen3) with weights mapped from
+/// a Hugging Face directory. Immutable and shared; per-sequence state lives in
+/// `ModelState`.
+public final class LanguageModel: Sendable {
+    public let directory: URL
+    public let config: ModelConfig
+    let weights: ModelWeights
+    let rotary: RotaryEmbedding
+
+    /// Default number of tokens run through the layers at once; longer inputs
+    /// are processed in chunks of this size to bound scratch memory.
+    public static let defaultChunkRows = 256
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        config = try ModelConfig.load(directory: directory)
+        let tensors = try ModelTensors(directory: directory)
+        weights = try ModelWeights(tensors: tensors, config: config)
+        rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+    }
+
+    /// All projections of all layers, for components that attach to them.
+    public var projections: [Projection] { weights.layers.flatMap { $0.projections } }
+
+    /// Bytes of all weights as stored (mapped or copied).
+    public var weightByteCount: Int {
+        var total = weights.embedTokens.byteCount + weights.norm.count * 4
+        if !config.tieWordEmbeddings { total += weights.lmHead.byteCount }
+        for layer in weights.layers {
+            total += layer.projections.reduce(0) { $0 + $1.weight.byteCount + ($1.bias?.count ?? 0) * 4 }
+            total += (layer.inputLayernorm.count + layer.postAttentionLayernorm.count) * 4
+        }
+        return total
+    }
+
+    /// A fresh run state; `contextLength` defaults to `max_position_embeddings`
+    /// and may not exceed it.
+    public func makeState(contextLength: Int? = nil) -> ModelState {
+        let length = min(contextLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
+        return ModelState(config: config, contextLength: max(1, length))
+    }
+
+    /// Runs `tokens` at positions `state.count ..< state.count + tokens.count`,
+    /// appends their keys and values to `state`, and returns the selected
+    /// logits, row-major `[rows, vocabSize]`.
+    public func forward(
+        _ tokens: [Int],
+        state: ModelState,
+        delta: (any ProjectionDelta)? = nil,
+        logits selection: LogitSelection = .last,
+        chunkRows: Int = LanguageModel.defaultChunkRows,
+        pool: ComputePool = .allCores
+    ) throws -> [Float] {
+        precondition(chunkRows > 0, "LanguageModel.forward: chunkRows must be positive")
+        for token in tokens where token < 0 || token >= config.vocabSize {
+            throw ModelError.tokenOutOfRange(token: token, vocabularySize: config.vocabSize)
+        }
+        guard state.count + tokens.count <= state.contextLength else {
+            throw ModelError.contextOverflow(requested: state.count + tokens.count, maximum: state.contextLength)
+        }
+        var result: [Float] = []
+        var start = 0
+        while start < tokens.count {
+            let end = min(tokens.count, start + chunkRows)
+            let isLastChunk = end == tokens.count
+            let chunkSelection: LogitSelection
+            switch selection {
+            case .none: chunkSelection = .none
+            case .last: chunkSelection = isLastChunk ? .last : .none
+            case .all: chunkSelection = .all
+            }
+            result += runChunk(Array(tokens[start..<end]), state: state, delta: delta, selection: chunkSelection, pool: pool)
+            start = end
+        }
+        return result
+    }
+
+    private func runChunk(
+        _ tokens: [Int], state: ModelState, delta: (any ProjectionDelta)?,
+        selection: LogitSelection, pool: ComputePool
+    ) -> [Float] {
+        let rows = tokens.count
+        let firstPosition = state.count
+        let hidden = config.hiddenSize
+        state.reserve(firstPosition + rows)
+        state.buffers.reserve(rows: rows)
+        let b = state.buffers
+
+        // 1. Embedding lookup: x [rows, hidden].
+        for (row, token) in tokens.enumerated() {
+            weights.embedTokens.copyRow(token, to: b.hidden + row * hidden)
+        }
+        let table = rotary.table(positions: firstPosition..<(firstPosition + rows))
+
+        // 2. Decoder layers, each adding attention and MLP outputs to x.
+        for (index, layer) in weights.layers.enumerated() {
+            runLayer(layer, index: index, rows: rows, firstPosition: firstPosition, table: table,
+                     state: state, delta: delta, pool: pool)
+        }
+        state.advance(by: rows)
+
+        // 3. Final norm and lm_head for the selected rows only.
+        let selectedRows: Range<Int>
+        switch selection {
+        case .none: return []
+        case .last: selectedRows = (rows - 1)..<rows
+        case .all: selectedRows = 0..<rows
+        }
+        let vocab = config.vocabSize
+        let normed = b.normed + selectedRows.lowerBound * hidden
+        weights.norm.withUnsafeBufferPointer { norm in
+            Kernels.rmsNorm(b.hidden + selectedRows.lowerBound * hidden, weight: norm.baseAddress!,
+                            epsilon: config.rmsNormEps, rows: selectedRows.count, dimension: hidden, output: normed)
+        }
+        return [Float](unsafeUninitializedCapacity: selectedRows.count * vocab) { buffer, count in
+            Kernels.linear(weight: weights.lmHead, input: normed, rows: selectedRows.count,
+                           output: buffer.baseAddress!, pool: pool)
+            count = selectedRows.count * vocab
+        }
+    }
+
+    private func runLayer(
+        _ layer: LayerWeights, index: Int, rows: Int, firstPosition: Int,
+        table: (cos: [Float], sin: [Float]), state: ModelState,
+        delta: (any ProjectionDelta)?, pool: ComputePool
+    ) {
+        let c = config
+        let b = state.buffers
+        let hidden = c.hiddenSize
+
+        // Attention block: h = norm(x); q, k, v = projections of h.
+        layer.inputLayernorm.withUnsafeBufferPointer { w in
+            Kernels.rmsNorm(b.hidden, weight: w.baseAddress!, epsilon: c.rmsNormEps, rows: rows, dimension: hidden, output: b.normed)
+        }
+        layer.qProj.apply(input: b.normed, rows: rows, output: b.query, delta: delta, pool: pool)
+        layer.kProj.apply(input: b.normed, rows: rows, output: b.key, delta: delta, pool: pool)
+        layer.vProj.apply(input: b.normed, rows: rows, output: b.value, delta: delta, pool: pool)
+
+        // Qwen3: RMSNorm over each head vector of q and k, before RoPE.
+        if let qNorm = layer.qNorm, let kNorm = layer.kNorm {
+            qNorm.withUnsafeBufferPointer { w in
+                Kernels.rmsNorm(b.query, weight: w.baseAddress!, epsilon: c.rmsNormEps,
+                                rows: rows * c.numAttentionHeads, dimension: c.headDim, output: b.query)
+            }
+            kNorm.withUnsafeBufferPointer { w in
+                Kernels.rmsNorm(b.key, weight: w.baseAddress!, epsilon: c.rmsNormEps,
+                                rows: rows * c.numKeyValueHeads, dimension: c.headDim, output: b.key)
+            }
+        }
+        rotary.apply(b.query, rows: rows, heads: c.numAttentionHeads, table: table)
+        rotary.apply(b.key, rows: rows, heads: c.numKeyValueHeads, table: table)
+
+        // Append this chunk's keys and values to the cache, then attend.
+        let width = c.keyValueWidth
+        (state.keys[index] + firstPosition * width).update(from: b.key, count: rows * width)
+        (state.values[index] + firstPosition * width).update(from: b.value, count: rows * width)
+        let shape = AttentionShape(
+            queryHeads: c.numAttentionHeads, keyValueHeads: c.numKeyValueHeads, headDim: c.headDim,
+            rows: rows, firstPosition: firstPosition, scale: 1 / Float(c.headDim).squareRoot())
+        Kernels.attention(queries: b.query, keys: state.keys[index], values: state.values[index],
+                          output: b.attention, shape: shape, pool: pool)
+        layer.oProj.apply(input: b.attention, rows: rows, output: b.projected, delta: delta, pool: pool)
+        Kernels.add(b.hidden, b.projected, count: rows * hidden)
+
+        // MLP block: x += down(silu(gate(h)) * up(h)) with h = norm(x).
+        layer.postAttentionLayernorm.withUnsafeBufferPointer { w in
+            Kernels.rmsNorm(b.hidden, weight: w.baseAddress!, epsilon: c.rmsNormEps, rows: rows, dimension: hidden, output: b.normed)
+        }
+        layer.gateProj.apply(input: b.normed, rows: rows, output: b.gate, delta: delta, pool: pool)
+        layer.upProj.apply(input: b.normed, rows: rows, output: b.up, delta: delta, pool: pool)
+        Kernels.siluMultiply(gate: b.gate, up: b.up, count: rows * c.intermediateSize)
+        layer.downProj.apply(input: b.gate, rows: rows, output: b.projected, delta: delta, pool: pool)
+        Kernels.add(b.hidden, b.projected, count: rows * hidden)
+    }
+}
