@@ -1,0 +1,121 @@
+import Models
+import Tensor
+
+/// Errors in the weights given to a blend of experts.
+public enum BlendError: Error, CustomStringConvertible, Equatable {
+    case countMismatch(experts: Int, weights: Int)
+    case invalidWeight(expert: String, value: Double)
+    case differentBaseModels(first: String, other: String)
+
+    public var description: String {
+        switch self {
+        case let .countMismatch(experts, weights):
+            return "\(experts) experts but \(weights) weights; give one weight per expert"
+        case let .invalidWeight(expert, value):
+            return "weight \(value) for expert '\(expert)' is not a finite number"
+        case let .differentBaseModels(first, other):
+            return "experts '\(first)' and '\(other)' were loaded for different base models"
+        }
+    }
+}
+
+/// A weighted sum of LoRA experts applied to every projection:
+/// `Δy = Σ_i w_i · s_i · B_i (A_i x)`, computed as `B_cat · (d ⊙ (A_cat · x))`
+/// where `A_cat` stacks the active experts' A rows, `B_cat` their B columns,
+/// and `d` repeats `w_i · s_i` over expert i's rank rows. Two small products
+/// per projection, whatever the number of experts. This is a sum of products;
+/// A's and B's are never averaged separately.
+public final class ExpertBlend: ProjectionDelta {
+    /// Experts whose |weight| is below this are skipped entirely.
+    public static let skipThreshold = 0.001
+
+    /// Stacked weights of one projection's active experts.
+    struct Stack: Sendable {
+        let a: WeightMatrix      // [totalRank, in]
+        let b: WeightMatrix      // [out, totalRank]
+        let scales: [Float]      // [totalRank], w_i · s_i per rank row
+        var totalRank: Int { scales.count }
+    }
+
+    public let experts: [LoRAAdapter]
+    public let weights: [Double]
+    /// Indexed by `layer * 7 + kind index`; nil where no active expert adapts.
+    let stacks: [Stack?]
+
+    public init(experts: [LoRAAdapter], weights: [Double]) throws {
+        guard experts.count == weights.count else {
+            throw BlendError.countMismatch(experts: experts.count, weights: weights.count)
+        }
+        for (expert, weight) in zip(experts, weights) where !weight.isFinite {
+            throw BlendError.invalidWeight(expert: expert.name, value: weight)
+        }
+        if let first = experts.first, let other = experts.first(where: { $0.modelConfig != first.modelConfig }) {
+            throw BlendError.differentBaseModels(first: first.name, other: other.name)
+        }
+        self.experts = experts
+        self.weights = weights
+
+        let layers = experts.first?.modelConfig.numHiddenLayers ?? 0
+        let kinds = ProjectionKind.allCases
+        var stacks = [Stack?](repeating: nil, count: layers * kinds.count)
+        let active = zip(experts, weights).filter { abs($0.1) >= Self.skipThreshold }
+        for layer in 0..<layers {
+            for kind in kinds {
+                let id = ProjectionID(layer: layer, kind: kind)
+                let modules = active.compactMap { expert, weight in expert.modules[id].map { ($0, weight) } }
+                stacks[layer * kinds.count + kind.index] = Self.makeStack(modules)
+            }
+        }
+        self.stacks = stacks
+    }
+
+    /// Weights of active experts keyed by name, for reports.
+    public var activeWeights: [(name: String, weight: Double)] {
+        zip(experts, weights).filter { abs($0.1) >= Self.skipThreshold }.map { ($0.0.name, $0.1) }
+    }
+
+    private static func makeStack(_ modules: [(LoRAModule, Double)]) -> Stack? {
+        guard let first = modules.first?.0 else { return nil }
+        let inCount = first.a.count / first.rank
+        let outCount = first.b.count / first.rank
+        let totalRank = modules.reduce(0) { $0 + $1.0.rank }
+
+        var a = [Float](); a.reserveCapacity(totalRank * inCount)
+        var b = [Float](repeating: 0, count: outCount * totalRank)
+        var scales = [Float](); scales.reserveCapacity(totalRank)
+        var column = 0
+        for (module, weight) in modules {
+            a += module.a
+            for row in 0..<outCount {
+                for j in 0..<module.rank {
+                    b[row * totalRank + column + j] = module.b[row * module.rank + j]
+                }
+            }
+            scales += [Float](repeating: Float(weight * module.scaling), count: module.rank)
+            column += module.rank
+        }
+        return Stack(
+            a: WeightMatrix(copying: a, rows: totalRank, columns: inCount),
+            b: WeightMatrix(copying: b, rows: outCount, columns: totalRank),
+            scales: scales)
+    }
+
+    public func accumulate(
+        projection: ProjectionID, input: UnsafePointer<Float>, rows: Int,
+        output: UnsafeMutablePointer<Float>, pool: ComputePool
+    ) {
+        let index = projection.layer * ProjectionKind.allCases.count + projection.kind.index
+        guard index < stacks.count, let stack = stacks[index] else { return }
+        let rank = stack.totalRank
+        let reduced = UnsafeMutablePointer<Float>.allocate(capacity: rows * rank)  // [rows, totalRank]
+        defer { reduced.deallocate() }
+
+        Kernels.linear(weight: stack.a, input: input, rows: rows, output: reduced, pool: pool)
+        stack.scales.withUnsafeBufferPointer { scales in
+            for row in 0..<rows {
+                for j in 0..<rank { reduced[row * rank + j] *= scales[j] }
+            }
+        }
+        Kernels.linear(weight: stack.b, input: reduced, rows: rows, output: output, accumulate: true, pool: pool)
+    }
+}

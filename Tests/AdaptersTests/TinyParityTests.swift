@@ -1,0 +1,115 @@
+import Adapters
+import Foundation
+import Models
+import Testing
+
+/// Log-probabilities and greedy tokens of tiny random models with PEFT
+/// adapters and blends, against transformers + peft float32 goldens.
+struct TinyParityTests {
+    @Test func goldensArePresent() {
+        #expect(TinyFixtures.goldens.cases.count >= 20, "run scripts/fixtures/make_tiny_fixtures.py")
+        #expect(TinyFixtures.goldens.rejected.count >= 10)
+    }
+
+    @Test(arguments: TinyFixtures.goldens.cases.map(\.name))
+    func logprobsAndGreedyMatchReference(caseName: String) throws {
+        let golden = try #require(TinyFixtures.goldens.cases.first { $0.name == caseName })
+        let model = try TinyFixtures.model(golden.model)
+        let blend = try TinyFixtures.blend(golden.experts, golden.weights, model: model)
+
+        let logprobs = try continuationLogprobs(model, prompt: golden.promptIDs, continuation: golden.continuationIDs, delta: blend)
+        #expect(logprobs.count == golden.logprobs.count)
+        for (index, (actual, expected)) in zip(logprobs, golden.logprobs).enumerated() {
+            #expect(abs(Double(actual) - expected) < 1e-3, "token \(index): \(actual) vs \(expected)")
+        }
+
+        let greedy = try greedyTokens(model, prompt: golden.promptIDs, count: golden.greedyIDs.count, delta: blend)
+        #expect(greedy == golden.greedyIDs)
+    }
+
+    @Test(arguments: TinyFixtures.goldens.rejected.map(\.name))
+    func rejectedAdapterNamesTheProblem(caseName: String) throws {
+        let rejection = try #require(TinyFixtures.goldens.rejected.first { $0.name == caseName })
+        let model = try TinyFixtures.model(rejection.model)
+        do {
+            _ = try LoRAAdapter(directory: TinyFixtures.adapterURL(rejection.adapter), modelConfig: model.config)
+            Issue.record("\(rejection.adapter) loaded without error")
+        } catch {
+            let message = String(describing: error)
+            for word in rejection.mentions {
+                #expect(message.contains(word), "message lacks '\(word)': \(message)")
+            }
+        }
+    }
+}
+
+/// Properties that must hold whatever the reference says.
+struct BlendMetamorphicTests {
+    let model: LanguageModel
+    let prompt = [5, 17, 42, 99, 3, 250, 7, 8]
+    let continuation = [11, 12, 300, 4, 1]
+
+    init() throws {
+        model = try TinyFixtures.model("qwen3-f32")
+    }
+
+    func logprobs(_ experts: [String], _ weights: [Double]) throws -> [Float] {
+        try continuationLogprobs(model, prompt: prompt, continuation: continuation, delta: TinyFixtures.blend(experts, weights, model: model))
+    }
+
+    @Test func zeroWeightEqualsBase() throws {
+        let base = try logprobs([], [])
+        #expect(try logprobs(["all-seven"], [0]) == base)
+        #expect(try logprobs(["all-seven", "basic"], [0.0009, -0.0009]) == base)
+        #expect(try logprobs(["all-seven"], [0.01]) != base)
+    }
+
+    @Test func oneHotBlendEqualsExpertAlone() throws {
+        let alone = try logprobs(["rslora"], [1])
+        #expect(try logprobs(["basic", "rslora", "patterns"], [0, 1, 0]) == alone)
+    }
+
+    @Test func blendIsLinearInTheDelta() throws {
+        // For one layer's output the delta is linear in w; the log-probs are
+        // not, but w = 1 twice must equal w = 2 once.
+        let double = try logprobs(["basic"], [2])
+        let twice = try logprobs(["basic", "basic"], [1, 1])
+        for (a, b) in zip(double, twice) {
+            #expect(abs(a - b) < 1e-5)
+        }
+    }
+
+    @Test func blendEqualsCatCombinedAdapter() throws {
+        // cat-blend is PEFT's add_weighted_adapter(["basic", "all-seven"], [0.9, -0.5], combination_type="cat").
+        let golden = try #require(TinyFixtures.goldens.cases.first { $0.name == "qwen3-f32/basic+all-seven@cat-weights" })
+        let blended = try logprobs(golden.experts, golden.weights)
+        let combined = try logprobs(["cat-blend"], [1])
+        for (a, b) in zip(blended, combined) {
+            #expect(abs(a - b) < 1e-4)
+        }
+    }
+
+    @Test func prefillEqualsTokenByTokenDecoding() throws {
+        let blend = try TinyFixtures.blend(["all-seven", "patterns"], [0.6, -0.4], model: model)
+        let tokens = prompt + continuation
+        let vocab = model.config.vocabSize
+        let prefill = try model.forward(tokens, state: model.makeState(), delta: blend, logits: .all)
+
+        let state = model.makeState()
+        for (index, token) in tokens.enumerated() {
+            let step = try model.forward([token], state: state, delta: blend)
+            let expected = prefill[(index * vocab)..<((index + 1) * vocab)]
+            let difference = zip(step, expected).map { abs($0 - $1) }.max() ?? 0
+            #expect(difference < 1e-4, "position \(index)")
+        }
+    }
+
+    @Test func chunkedPrefillEqualsOnePass() throws {
+        let tokens = (0..<200).map { ($0 * 37 + 11) % 320 }
+        let blend = try TinyFixtures.blend(["all-seven"], [0.8], model: model)
+        let whole = try model.forward(tokens, state: model.makeState(), delta: blend, logits: .all)
+        let chunked = try model.forward(tokens, state: model.makeState(), delta: blend, logits: .all, chunkRows: 33)
+        #expect(whole.count == chunked.count)
+        #expect(zip(whole, chunked).map { abs($0 - $1) }.max() ?? 1 < 1e-4)
+    }
+}
