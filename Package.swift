@@ -20,21 +20,23 @@ if Context.environment["LORA_MOE_PORTABLE"] == nil {
 
 let package = Package(
     name: "lora-moe",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "LoRAMoE", targets: ["LoRAMoE"]),
         .executable(name: "lora-moe", targets: ["lora-moe"]),
     ],
     targets: [
+        .target(name: "JSON"),
         .target(name: "Tensor", swiftSettings: kernelSettings),
         .target(name: "SafeTensors", dependencies: ["Tensor"]),
-        .target(name: "Tokenizers"),
-        .target(name: "Models", dependencies: ["Tensor", "SafeTensors"], swiftSettings: kernelSettings),
+        .target(name: "Tokenizers", dependencies: ["JSON"]),
+        .target(name: "Models", dependencies: ["JSON", "Tensor", "SafeTensors"], swiftSettings: kernelSettings),
         .target(name: "Adapters", dependencies: ["Tensor", "SafeTensors", "Models"], swiftSettings: kernelSettings),
         .target(name: "Generation", dependencies: ["Tensor", "Models", "Adapters", "Tokenizers"]),
-        .target(name: "LoRAMoE", dependencies: ["Tensor", "SafeTensors", "Tokenizers", "Models", "Adapters", "Generation"]),
+        .target(name: "LoRAMoE", dependencies: ["JSON", "Tensor", "SafeTensors", "Tokenizers", "Models", "Adapters", "Generation"]),
         .executableTarget(name: "lora-moe", dependencies: ["LoRAMoE"]),
 
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),

@@ -125,7 +125,7 @@ public struct AdapterConfig: Sendable {
                 return rank
             },
             alphaPattern: try decodePattern(fields, key: "alpha_pattern") { value in
-                guard case let .number(alpha, _) = value else { return nil }
+                guard case let .number(alpha) = value else { return nil }
                 return alpha
             },
             baseModelNameOrPath: try fields.string("base_model_name_or_path"))

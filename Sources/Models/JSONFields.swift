@@ -1,4 +1,5 @@
 import Foundation
+@_exported import JSON
 
 /// Typed access to the members of a JSON object read from `file`. Every
 /// failure names the file, the key path, the expected type and the value found.
@@ -32,7 +33,7 @@ public struct JSONFields: Sendable {
     public init(file: String, data: Data, errors: @escaping ErrorBuilder = JSONFields.modelErrors) throws {
         let parsed: JSONValue
         do {
-            parsed = try JSONValue.parse(data)
+            parsed = try JSONValue.parse([UInt8](data))
         } catch {
             throw errors(file, "(file)", "a JSON object", "invalid JSON (\(error))")
         }
@@ -88,7 +89,7 @@ public struct JSONFields: Sendable {
 
     public func double(_ key: String) throws -> Double? {
         guard let value = self[key], value != .null else { return nil }
-        guard case let .number(number, _) = value else { throw failure(key, "a number") }
+        guard case let .number(number) = value else { throw failure(key, "a number") }
         return number
     }
 
@@ -138,7 +139,7 @@ public struct JSONFields: Sendable {
 
     /// The value of a JSON number that is an exact integer, or nil.
     public static func exactInteger(_ value: JSONValue) -> Int? {
-        guard case let .number(number, _) = value, number.rounded() == number, abs(number) < 9.0e15 else { return nil }
+        guard case let .number(number) = value, number.rounded() == number, abs(number) < 9.0e15 else { return nil }
         return Int(number)
     }
 }
