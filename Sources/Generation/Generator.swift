@@ -1,0 +1,147 @@
+import Foundation
+import Models
+import Tensor
+import Tokenizers
+
+/// Why generation ended, with OpenAI's names.
+public enum FinishReason: String, Sendable, Equatable {
+    /// An end-of-sequence token or a stop string.
+    case stop
+    /// `maxTokens` reached, or the context is full.
+    case length
+}
+
+/// One generation request on token ids.
+public struct GenerationRequest: Sendable {
+    public var promptTokens: [Int]
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+    /// Generation ends when the decoded text contains one of these; the
+    /// stop string itself is not part of the output.
+    public var stopStrings: [String]
+    /// Tokens that end generation (end-of-sequence); they are not part of the output.
+    public var stopTokens: Set<Int>
+
+    public init(promptTokens: [Int], maxTokens: Int, sampling: SamplingParameters = SamplingParameters(),
+                stopStrings: [String] = [], stopTokens: Set<Int> = []) {
+        self.promptTokens = promptTokens
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.stopStrings = stopStrings
+        self.stopTokens = stopTokens
+    }
+}
+
+/// Timings and counts of one generation.
+public struct GenerationStatistics: Sendable, Equatable {
+    public var promptTokens = 0
+    public var promptSeconds = 0.0
+    public var generatedTokens = 0
+    public var generationSeconds = 0.0
+
+    public init() {}
+
+    /// Prompt tokens per second (prefill), 0 when nothing was timed.
+    public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
+    /// Generated tokens per second, counted from the first sampled token on.
+    public var generationTokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
+}
+
+public struct GenerationResult: Sendable {
+    public var text: String
+    /// Generated tokens, without a final end-of-sequence token.
+    public var tokens: [Int]
+    public var finishReason: FinishReason
+    public var statistics: GenerationStatistics
+}
+
+/// Runs the decoding loop: prefill the prompt, then sample one token at a
+/// time, streaming text through a detokenizer that never splits a UTF-8
+/// character and a stop-string matcher.
+public struct Generator {
+    public let model: LanguageModel
+    public let tokenizer: Tokenizer
+    public let pool: ComputePool
+
+    public init(model: LanguageModel, tokenizer: Tokenizer, pool: ComputePool = .allCores) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pool = pool
+    }
+
+    /// Generates from `request.promptTokens`, calling `onText` with each piece
+    /// of text as soon as it is final. `state` must be empty or hold exactly a
+    /// prefix of the prompt (its cached positions are reused).
+    public func generate(
+        _ request: GenerationRequest,
+        state: ModelState,
+        delta: (any ProjectionDelta)?,
+        onText: (String) -> Void = { _ in }
+    ) throws -> GenerationResult {
+        try request.sampling.validate()
+        guard request.maxTokens >= 0 else {
+            throw GenerationError.invalidParameter(name: "max-tokens", value: "\(request.maxTokens)", expected: "an integer >= 0")
+        }
+        guard !request.promptTokens.isEmpty else {
+            throw GenerationError.emptyPrompt(hint: "give at least one token of prompt")
+        }
+        guard request.promptTokens.count <= state.contextLength else {
+            throw GenerationError.promptTooLong(tokens: request.promptTokens.count, contextLength: state.contextLength)
+        }
+        guard state.count < request.promptTokens.count else {
+            throw GenerationError.invalidParameter(name: "state", value: "\(state.count) cached positions", expected: "fewer than the \(request.promptTokens.count) prompt tokens")
+        }
+
+        var statistics = GenerationStatistics()
+        statistics.promptTokens = request.promptTokens.count
+
+        // Prefill: run every prompt token not yet cached; keep the last logits.
+        let prefillStart = Date()
+        let uncached = Array(request.promptTokens[state.count...])
+        var logits = try model.forward(uncached, state: state, delta: delta, logits: .last, pool: pool)
+        statistics.promptSeconds = Date().timeIntervalSince(prefillStart)
+
+        var sampler = Sampler(parameters: request.sampling)
+        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: false)
+        var stops = StopStringMatcher(stopStrings: request.stopStrings)
+        var history = request.promptTokens
+        var generated: [Int] = []
+        var text = ""
+        var finishReason = FinishReason.length
+        let decodeStart = Date()
+
+        while generated.count < request.maxTokens {
+            let token = sampler.sample(logits: logits, history: history)
+            if request.stopTokens.contains(token) {
+                finishReason = .stop
+                break
+            }
+            generated.append(token)
+            history.append(token)
+            let (emit, stopped) = stops.append(detokenizer.append(token))
+            if !emit.isEmpty {
+                text += emit
+                onText(emit)
+            }
+            if stopped {
+                finishReason = .stop
+                break
+            }
+            guard generated.count < request.maxTokens, state.count < state.contextLength else { break }
+            logits = try model.forward([token], state: state, delta: delta, logits: .last, pool: pool)
+        }
+        if finishReason == .length {
+            let (emit, stopped) = stops.append(detokenizer.finish())
+            let rest = stopped ? emit : emit + stops.finish()
+            if stopped { finishReason = .stop }
+            if !rest.isEmpty {
+                text += rest
+                onText(rest)
+            }
+        }
+
+        statistics.generatedTokens = generated.count
+        statistics.generationSeconds = Date().timeIntervalSince(decodeStart)
+        return GenerationResult(text: text, tokens: generated, finishReason: finishReason, statistics: statistics)
+    }
+}
