@@ -1,0 +1,60 @@
+import Foundation
+
+/// A loaded model directory: weights, tokenizer, chat template and the tokens
+/// that end a generation. Immutable and shareable across threads.
+public final class Engine: Sendable {
+    public let directory: URL
+    public let model: LanguageModel
+    public let tokenizer: Tokenizer
+    public let chatTemplate: ChatTemplate?
+    /// End-of-sequence tokens from generation_config.json, config.json and the
+    /// tokenizer's `eos_token`.
+    public let stopTokens: Set<Int>
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        model = try LanguageModel(directory: directory)
+        tokenizer = try Tokenizer(directory: directory)
+        chatTemplate = try ChatTemplate.load(directory: directory)
+        stopTokens = try Self.readStopTokens(directory: directory, config: model.config, tokenizer: tokenizer)
+    }
+
+    private static func readStopTokens(directory: URL, config: ModelConfig, tokenizer: Tokenizer) throws -> Set<Int> {
+        var tokens = Set(config.eosTokenIds)
+        let generationConfig = directory.appendingPathComponent("generation_config.json")
+        if FileManager.default.fileExists(atPath: generationConfig.path) {
+            let fields = try JSONFields(url: generationConfig)
+            tokens.formUnion(try fields.intOrIntArray("eos_token_id") ?? [])
+        }
+        if let eos = tokenizer.eosToken, let id = tokenizer.id(forToken: eos) {
+            tokens.insert(id)
+        }
+        return tokens
+    }
+
+    /// Loads and validates experts against this model. Names must be distinct.
+    public func loadExperts(_ specs: [ExpertSpec]) throws -> [LoRAAdapter] {
+        var seen = Set<String>()
+        for spec in specs where !seen.insert(spec.name).inserted {
+            throw EngineError.duplicateExpertName(spec.name)
+        }
+        return try specs.map { spec in
+            try LoRAAdapter(directory: URL(fileURLWithPath: spec.path), name: spec.name, modelConfig: model.config)
+        }
+    }
+
+    /// Token ids of a chat rendered with the model's template, ending with the
+    /// assistant prompt. Special tokens written by the template are parsed as
+    /// such, as transformers does after `apply_chat_template`.
+    public func chatTokens(_ messages: [ChatMessage], enableThinking: Bool? = nil) throws -> [Int] {
+        tokenizer.encode(try renderChat(messages, enableThinking: enableThinking))
+    }
+
+    /// The chat rendered as text.
+    public func renderChat(_ messages: [ChatMessage], enableThinking: Bool? = nil) throws -> String {
+        guard let chatTemplate else {
+            throw EngineError.missingChatTemplate(directory: directory.path)
+        }
+        return try chatTemplate.render(messages, addGenerationPrompt: true, enableThinking: enableThinking)
+    }
+}

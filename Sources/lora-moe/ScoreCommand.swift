@@ -1,0 +1,54 @@
+import Foundation
+import LoRAMoE
+
+enum ScoreCommand {
+    static let options: [Option] = [
+        SharedOptions.model, SharedOptions.experts, SharedOptions.weights,
+        SharedOptions.prompt,
+        Option(name: "continuation", valueName: "TEXT", help: "the text to score after the prompt"),
+        SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
+        SharedOptions.context, SharedOptions.threads, SharedOptions.json,
+    ]
+
+    static let help = helpText(
+        usage: "lora-moe score --model DIR [--experts A,B --weights 0.7,0.3] --prompt TEXT --continuation TEXT [--raw] [--json]",
+        summary: """
+        Print the natural-log probability of each continuation token given every token before it,
+        and their sum. Prompt and continuation are tokenized separately without special tokens
+        and concatenated (prompt ids, then continuation ids). Without --raw the prompt is first
+        rendered as one user turn with the chat template.
+        """,
+        options: options)
+
+    static func run(_ argv: [String]) throws {
+        let arguments = try ParsedArguments(argv, options: options, command: "score")
+        let prompt = try arguments.requiredString("prompt")
+        let continuationText = try arguments.requiredString("continuation")
+        let loaded = try LoadedModel.load(arguments)
+
+        let tokenizer = loaded.engine.tokenizer
+        let promptTokens = try loaded.promptTokens(arguments, prompt: prompt, addSpecialTokens: false)
+        let continuation = tokenizer.encode(continuationText, addSpecialTokens: false)
+        let result = try loaded.engine.model.score(
+            prompt: promptTokens, continuation: continuation, delta: loaded.blend,
+            contextLength: loaded.contextLength, pool: loaded.pool)
+
+        if arguments.flag("json") {
+            try printJSON([
+                "prompt_token_ids": promptTokens,
+                "token_ids": continuation,
+                "tokens": continuation.map { tokenizer.decode([$0]) },
+                "logprobs": result.logprobs.map(jsonNumber),
+                "total_logprob": result.totalLogprob,
+                "experts": loaded.blendDescription,
+            ])
+            return
+        }
+        printError("blend: \(loaded.blendSummary)")
+        for (token, logprob) in zip(continuation, result.logprobs) {
+            let piece = tokenizer.decode([token]).debugDescription
+            writeOutput(String(format: "%8d  %10.5f  %@\n", token, logprob, piece))
+        }
+        writeOutput(String(format: "total %.5f over %d tokens\n", result.totalLogprob, continuation.count))
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import LoRAMoE
+
+/// Options that several subcommands share.
+enum SharedOptions {
+    static let model = Option(name: "model", valueName: "DIR", help: "Hugging Face model directory (config.json, safetensors, tokenizer.json)")
+    static let experts = Option(name: "experts", valueName: "LIST", help: "comma-separated PEFT LoRA adapter directories, each PATH or NAME=PATH")
+    static let weights = Option(name: "weights", valueName: "LIST", help: "comma-separated blend weights, one per expert (default 1/n each); any real number, |w| < 0.001 skips the expert")
+    static let prompt = Option(name: "prompt", valueName: "TEXT", help: "the prompt; sent as one user turn through the chat template unless --raw")
+    static let system = Option(name: "system", valueName: "TEXT", help: "system message (default: the one the chat template inserts, if any)")
+    static let raw = Option(name: "raw", valueName: nil, help: "use the prompt text as is, without the chat template")
+    static let think = Option(name: "think", valueName: nil, help: "Qwen3 templates: let the model think first (enable_thinking=true)")
+    static let noThink = Option(name: "no-think", valueName: nil, help: "Qwen3 templates: skip thinking (enable_thinking=false)")
+    static let context = Option(name: "context", valueName: "N", help: "context length in tokens (default and maximum: the model's max_position_embeddings)")
+    static let threads = Option(name: "threads", valueName: "N", help: "compute threads (default: all cores)")
+    static let json = Option(name: "json", valueName: nil, help: "print one JSON object instead of text")
+}
+
+/// A model with its experts and blend, ready to run.
+struct LoadedModel {
+    let engine: Engine
+    let experts: [LoRAAdapter]
+    let weights: [Double]
+    let blend: ExpertBlend?
+    let pool: ComputePool
+    let contextLength: Int?
+    let loadSeconds: Double
+
+    /// Loads `--model`, `--experts` and `--weights`.
+    static func load(_ arguments: ParsedArguments) throws -> LoadedModel {
+        let start = Date()
+        let directory = URL(fileURLWithPath: try arguments.requiredString("model"))
+        let specs = try (arguments.string("experts") ?? "")
+            .split(separator: ",", omittingEmptySubsequences: true)
+            .map { try ExpertSpec(parsing: String($0).trimmingCharacters(in: .whitespaces)) }
+
+        var weights = try arguments.doubles("weights") ?? []
+        if specs.isEmpty, !weights.isEmpty {
+            throw UsageError(message: "--weights given without --experts", command: arguments.command)
+        }
+        if weights.isEmpty, !specs.isEmpty {
+            weights = [Double](repeating: 1 / Double(specs.count), count: specs.count)
+        }
+        guard weights.count == specs.count else {
+            throw UsageError(message: "\(specs.count) experts but \(weights.count) weights; give one weight per expert", command: arguments.command)
+        }
+
+        let threads = try arguments.int("threads")
+        if let threads, threads < 1 {
+            throw UsageError(message: "--threads must be at least 1, got \(threads)", command: arguments.command)
+        }
+        let contextLength = try arguments.int("context")
+        if let contextLength, contextLength < 1 {
+            throw UsageError(message: "--context must be at least 1, got \(contextLength)", command: arguments.command)
+        }
+
+        let engine = try Engine(directory: directory)
+        if let contextLength, contextLength > engine.model.config.maxPositionEmbeddings {
+            throw UsageError(message: "--context \(contextLength) exceeds the model's max_position_embeddings (\(engine.model.config.maxPositionEmbeddings))", command: arguments.command)
+        }
+        let experts = try engine.loadExperts(specs)
+        let blend = experts.isEmpty ? nil : try ExpertBlend(experts: experts, weights: weights)
+        return LoadedModel(
+            engine: engine, experts: experts, weights: weights, blend: blend,
+            pool: threads.map { ComputePool(threadCount: $0) } ?? .allCores,
+            contextLength: contextLength,
+            loadSeconds: Date().timeIntervalSince(start))
+    }
+
+    /// Tokenizes the prompt: through the chat template (with `--system`,
+    /// `--think` / `--no-think`), or as is with `--raw`.
+    func promptTokens(_ arguments: ParsedArguments, prompt: String, addSpecialTokens: Bool) throws -> [Int] {
+        if arguments.flag("raw") {
+            if arguments.string("system") != nil {
+                throw UsageError(message: "--system has no effect with --raw; put the system text into the prompt", command: arguments.command)
+            }
+            return engine.tokenizer.encode(prompt, addSpecialTokens: addSpecialTokens)
+        }
+        var messages: [ChatMessage] = []
+        if let system = arguments.string("system") {
+            messages.append(ChatMessage(role: "system", content: system))
+        }
+        messages.append(ChatMessage(role: "user", content: prompt))
+        return try engine.chatTokens(messages, enableThinking: try thinkingSwitch(arguments))
+    }
+
+    /// `enable_thinking` from `--think` / `--no-think`, or nil for the template default.
+    func thinkingSwitch(_ arguments: ParsedArguments) throws -> Bool? {
+        let think = arguments.flag("think")
+        let noThink = arguments.flag("no-think")
+        if think && noThink {
+            throw UsageError(message: "--think and --no-think exclude each other", command: arguments.command)
+        }
+        return think ? true : (noThink ? false : nil)
+    }
+
+    /// Expert names and weights for reports.
+    var blendDescription: [[String: Any]] {
+        zip(experts, weights).map { expert, weight in
+            ["name": expert.name, "path": expert.directory.path, "weight": weight, "active": abs(weight) >= ExpertBlend.skipThreshold]
+        }
+    }
+
+    /// One line naming each expert and its weight, for stderr.
+    var blendSummary: String {
+        guard !experts.isEmpty else { return "base model (no experts)" }
+        return zip(experts, weights).map { "\($0.name)=\(formatWeight($1))" }.joined(separator: " + ")
+    }
+}
+
+func formatWeight(_ weight: Double) -> String {
+    String(format: "%g", weight)
+}

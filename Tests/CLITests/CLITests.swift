@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+
+/// The command line: help, argument errors and exit codes. These need no model.
+struct CLIArgumentTests {
+    @Test func topLevelHelpListsCommands() throws {
+        let output = try CLI.run(["--help"])
+        #expect(output.status == 0)
+        #expect(output.stdout.contains("generate"))
+        #expect(output.stdout.contains("score"))
+    }
+
+    @Test func everyCommandHasHelp() throws {
+        for command in ["generate", "score"] {
+            let output = try CLI.run([command, "--help"])
+            #expect(output.status == 0, "\(command)")
+            #expect(output.stdout.contains("usage: lora-moe \(command)"))
+            #expect(output.stdout.contains("--model DIR"))
+        }
+    }
+
+    /// Arguments that are wrong before any file is read, and the message each gives.
+    static let usageErrors: [(arguments: [String], fragment: String)] = [
+        (["frobnicate"], "unknown command 'frobnicate'"),
+        (["generate", "--model", "m", "--prompt", "hi", "--bogus"], "unknown option '--bogus'"),
+        (["generate", "--prompt", "hi"], "missing required option '--model'"),
+        (["generate", "--model", "m"], "missing required option '--prompt'"),
+        (["generate", "--model", "m", "--prompt", "hi", "--max-tokens", "ten"], "option '--max-tokens' expects an integer, got 'ten'"),
+        (["generate", "--model", "m", "--prompt", "hi", "--temperature", "-1"], "invalid temperature -1.0"),
+        (["generate", "--model", "m", "--prompt", "hi", "--top-p", "2"], "invalid top-p 2.0"),
+        (["generate", "--model", "m", "--prompt", "hi", "--seed", "-3"], "--seed expects a non-negative integer"),
+        (["generate", "--model", "m", "--prompt", "hi", "--max-tokens"], "option '--max-tokens' needs a value"),
+        (["generate", "--model", "m", "--prompt", "hi", "--raw=yes"], "option '--raw' takes no value"),
+        (["score", "--model", "m", "--prompt", "hi"], "missing required option '--continuation'"),
+        (["generate", "--model", "m", "--prompt", "a", "--prompt", "b"], "option '--prompt' is given more than once"),
+    ]
+
+    @Test func usageErrorsExitWithTwo() throws {
+        for (arguments, fragment) in Self.usageErrors {
+            let output = try CLI.run(arguments)
+            #expect(output.status == 2, "\(arguments)")
+            #expect(output.stderr.contains(fragment), "\(arguments): \(output.stderr)")
+            #expect(output.stderr.split(separator: "\n").count == 1, "one-line error for \(arguments)")
+        }
+    }
+
+    @Test func missingModelDirectoryExitsWithOne() throws {
+        let output = try CLI.run(["generate", "--model", "/nonexistent/model", "--prompt", "hi"])
+        #expect(output.status == 1)
+        #expect(output.stderr.contains("/nonexistent/model"))
+    }
+}
+
+/// End-to-end runs on the real SmolLM2-135M-Instruct (fetched by scripts/fetch-models.sh).
+struct CLIGenerationTests {
+    @Test func greedyGenerationIsRepeatableAndReportsJSON() throws {
+        let arguments = ["generate", "--model", CLI.smolLM2, "--prompt", "What is the capital of France?",
+                         "--temperature", "0", "--max-tokens", "12", "--json"]
+        let first = try CLI.run(arguments)
+        #expect(first.status == 0, "\(first.stderr)")
+        let json = try #require(CLI.parseJSON(first.stdout))
+        for key in ["text", "token_ids", "prompt_tokens", "generated_tokens", "prompt_tps", "generation_tps", "finish_reason"] {
+            #expect(json[key] != nil, "missing \(key)")
+        }
+        #expect((json["text"] as? String)?.contains("Paris") == true)
+        let second = try CLI.run(arguments)
+        #expect(CLI.parseJSON(second.stdout)?["token_ids"] as? [Int] == json["token_ids"] as? [Int])
+    }
+
+    @Test func sameSeedSameSampledText() throws {
+        let arguments = ["generate", "--model", CLI.smolLM2, "--prompt", "Write a short poem about rain.",
+                         "--temperature", "1.0", "--seed", "1234", "--max-tokens", "24", "--json"]
+        let first = try CLI.run(arguments)
+        let second = try CLI.run(arguments)
+        #expect(first.status == 0)
+        #expect(CLI.parseJSON(first.stdout)?["text"] as? String == CLI.parseJSON(second.stdout)?["text"] as? String)
+        let other = try CLI.run(arguments.map { $0 == "1234" ? "99" : $0 })
+        #expect(CLI.parseJSON(first.stdout)?["text"] as? String != CLI.parseJSON(other.stdout)?["text"] as? String)
+    }
+
+    @Test func streamsTextAndPrintsSummary() throws {
+        let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "Say hello.", "--temperature", "0",
+                                  "--max-tokens", "8", "--experts", CLI.realAdapter("a") + "," + CLI.realAdapter("b"),
+                                  "--weights", "0.7,0.3"])
+        #expect(output.status == 0, "\(output.stderr)")
+        #expect(!output.stdout.isEmpty)
+        #expect(output.stderr.contains("tok/s"))
+        #expect(output.stderr.contains("a=0.7 + b=0.3"))
+    }
+
+    @Test func stopStringEndsGeneration() throws {
+        let base = ["generate", "--model", CLI.smolLM2, "--prompt", "Count from 1 to 20, separated by commas.",
+                    "--temperature", "0", "--max-tokens", "60", "--json"]
+        let full = try #require(CLI.parseJSON(try CLI.run(base).stdout)?["text"] as? String)
+        #expect(full.contains("5"))
+        let stopped = try CLI.run(base + ["--stop", "5"])
+        let json = try #require(CLI.parseJSON(stopped.stdout))
+        let text = try #require(json["text"] as? String)
+        #expect(!text.contains("5"))
+        #expect(full.hasPrefix(text))
+        #expect(json["finish_reason"] as? String == "stop")
+    }
+
+    @Test func promptLongerThanContextIsAnError() throws {
+        let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "This prompt is longer than eight tokens for sure.",
+                                  "--context", "8", "--raw"])
+        #expect(output.status == 1)
+        #expect(output.stderr.contains("tokens but the context holds 8"))
+    }
+
+    @Test func badExpertsGiveOneLineErrors() throws {
+        let cases: [(experts: String, weights: String?, status: Int32, fragment: String)] = [
+            (CLI.realAdapter("a"), "0.5,0.5", 2, "1 experts but 2 weights"),
+            ("/nonexistent/adapter", nil, 1, "/nonexistent/adapter/adapter_config.json: file not found"),
+            (CLI.tinyAdapter("basic"), nil, 1, "Was the adapter trained for a different base model?"),
+            (CLI.tinyAdapter("reject-dora"), nil, 1, "use_dora"),
+            ("x=\(CLI.realAdapter("a")),x=\(CLI.realAdapter("b"))", nil, 1, "two experts are named 'x'"),
+        ]
+        for (experts, weights, status, fragment) in cases {
+            var arguments = ["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--experts", experts]
+            if let weights { arguments += ["--weights", weights] }
+            let output = try CLI.run(arguments)
+            #expect(output.status == status, "\(experts): \(output.stderr)")
+            #expect(output.stderr.contains(fragment), "\(experts): \(output.stderr)")
+        }
+    }
+
+    @Test func scoreJSONMatchesSumOfLogprobs() throws {
+        let output = try CLI.run(["score", "--model", CLI.smolLM2, "--prompt", "The capital of France is",
+                                  "--continuation", " Paris.", "--raw", "--json"])
+        #expect(output.status == 0, "\(output.stderr)")
+        let json = try #require(CLI.parseJSON(output.stdout))
+        let logprobs = try #require(json["logprobs"] as? [Double])
+        let ids = try #require(json["token_ids"] as? [Int])
+        let total = try #require(json["total_logprob"] as? Double)
+        #expect(logprobs.count == ids.count)
+        #expect(abs(logprobs.reduce(0, +) - total) < 1e-4)
+        #expect(logprobs.allSatisfy { $0 <= 0 })
+        // " Paris" is very likely after this prompt.
+        #expect(logprobs[0] > -2)
+    }
+}
