@@ -3,8 +3,8 @@ import PackageDescription
 
 // The hot kernels use Swift SIMD types. Without AVX2 and FMA enabled, the
 // compiler targets baseline x86-64 and lowers every fused multiply-add to a
-// per-lane library call, which made the f32 matrix-vector product about 10x
-// slower on the development machine (see docs/BENCHMARKS.md). The manifest is
+// per-lane library call, which made decoding about 8x and prefill about 45x
+// slower (bench/build-flags.sh, results in docs/BENCHMARKS.md). The manifest is
 // compiled for the host, so this check enables the flags only when building on
 // x86-64; other architectures get the compiler's defaults. Set
 // LORA_MOE_PORTABLE=1 to build a binary for x86-64 machines without AVX2.
