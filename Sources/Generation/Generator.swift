@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Routing
 import Tensor
 import Tokenizers
 
@@ -35,14 +36,18 @@ public struct GenerationRequest: Sendable {
 /// Timings and counts of one generation.
 public struct GenerationStatistics: Sendable, Equatable {
     public var promptTokens = 0
+    /// Prompt tokens whose keys and values were already cached (not recomputed).
+    public var cachedPromptTokens = 0
     public var promptSeconds = 0.0
     public var generatedTokens = 0
     public var generationSeconds = 0.0
 
     public init() {}
 
-    /// Prompt tokens per second (prefill), 0 when nothing was timed.
-    public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
+    /// Prompt tokens computed per second (prefill, cached tokens excluded), 0 when nothing was timed.
+    public var promptTokensPerSecond: Double {
+        promptSeconds > 0 ? Double(promptTokens - cachedPromptTokens) / promptSeconds : 0
+    }
     /// Generated tokens per second, counted from the first sampled token on.
     public var generationTokensPerSecond: Double { generationSeconds > 0 ? Double(generatedTokens) / generationSeconds : 0 }
 }
@@ -69,13 +74,25 @@ public struct Generator {
         self.pool = pool
     }
 
-    /// Generates from `request.promptTokens`, calling `onText` with each piece
-    /// of text as soon as it is final. `state` must be empty or hold exactly a
-    /// prefix of the prompt (its cached positions are reused).
+    /// Generates with one fixed delta (or none, for the base model).
     public func generate(
         _ request: GenerationRequest,
         state: ModelState,
         delta: (any ProjectionDelta)?,
+        onText: (String) -> Void = { _ in }
+    ) throws -> GenerationResult {
+        try generate(request, state: state, source: FixedDelta(delta), onText: onText)
+    }
+
+    /// Generates from `request.promptTokens`, calling `onText` with each piece
+    /// of text as soon as it is final. `state` must be empty or hold exactly a
+    /// prefix of the prompt (its cached positions are reused). The blend comes
+    /// from `source` once per forward pass, so a router's weights may change
+    /// between tokens.
+    public func generate(
+        _ request: GenerationRequest,
+        state: ModelState,
+        source: any DeltaSource,
         onText: (String) -> Void = { _ in }
     ) throws -> GenerationResult {
         try request.sampling.validate()
@@ -94,11 +111,12 @@ public struct Generator {
 
         var statistics = GenerationStatistics()
         statistics.promptTokens = request.promptTokens.count
+        statistics.cachedPromptTokens = state.count
 
         // Prefill: run every prompt token not yet cached; keep the last logits.
         let prefillStart = Date()
         let uncached = Array(request.promptTokens[state.count...])
-        var logits = try model.forward(uncached, state: state, delta: delta, logits: .last, pool: pool)
+        var logits = try model.forward(uncached, state: state, delta: source.deltaForStep(), logits: .last, pool: pool)
         statistics.promptSeconds = Date().timeIntervalSince(prefillStart)
 
         var sampler = Sampler(parameters: request.sampling)
@@ -128,7 +146,7 @@ public struct Generator {
                 break
             }
             guard generated.count < request.maxTokens, state.count < state.contextLength else { break }
-            logits = try model.forward([token], state: state, delta: delta, logits: .last, pool: pool)
+            logits = try model.forward([token], state: state, delta: source.deltaForStep(), logits: .last, pool: pool)
         }
         if finishReason == .length {
             let (emit, stopped) = stops.append(detokenizer.finish())

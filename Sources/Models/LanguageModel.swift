@@ -94,26 +94,11 @@ public final class LanguageModel: Sendable {
         selection: LogitSelection, pool: ComputePool
     ) -> [Float] {
         let rows = tokens.count
-        let firstPosition = state.count
         let hidden = config.hiddenSize
-        state.reserve(firstPosition + rows)
-        state.buffers.reserve(rows: rows)
+        runLayers(tokens, state: state, delta: delta, layerCount: config.numHiddenLayers, pool: pool)
         let b = state.buffers
 
-        // 1. Embedding lookup: x [rows, hidden].
-        for (row, token) in tokens.enumerated() {
-            weights.embedTokens.copyRow(token, to: b.hidden + row * hidden)
-        }
-        let table = rotary.table(positions: firstPosition..<(firstPosition + rows))
-
-        // 2. Decoder layers, each adding attention and MLP outputs to x.
-        for (index, layer) in weights.layers.enumerated() {
-            runLayer(layer, index: index, rows: rows, firstPosition: firstPosition, table: table,
-                     state: state, delta: delta, pool: pool)
-        }
-        state.advance(by: rows)
-
-        // 3. Final norm and lm_head for the selected rows only.
+        // Final norm and lm_head for the selected rows only.
         let selectedRows: Range<Int>
         switch selection {
         case .none: return []
@@ -131,6 +116,34 @@ public final class LanguageModel: Sendable {
                            output: buffer.baseAddress!, pool: pool)
             count = selectedRows.count * vocab
         }
+    }
+
+    /// Embeds `tokens` at positions `state.count...` and runs the first
+    /// `layerCount` decoder layers, leaving the residual stream `[rows, hidden]`
+    /// in `state.buffers.hidden` and advancing the state.
+    func runLayers(
+        _ tokens: [Int], state: ModelState, delta: (any ProjectionDelta)?,
+        layerCount: Int, pool: ComputePool
+    ) {
+        let rows = tokens.count
+        let firstPosition = state.count
+        let hidden = config.hiddenSize
+        state.reserve(firstPosition + rows)
+        state.buffers.reserve(rows: rows)
+        let b = state.buffers
+
+        // 1. Embedding lookup: x [rows, hidden].
+        for (row, token) in tokens.enumerated() {
+            weights.embedTokens.copyRow(token, to: b.hidden + row * hidden)
+        }
+        let table = rotary.table(positions: firstPosition..<(firstPosition + rows))
+
+        // 2. Decoder layers, each adding attention and MLP outputs to x.
+        for (index, layer) in weights.layers.prefix(layerCount).enumerated() {
+            runLayer(layer, index: index, rows: rows, firstPosition: firstPosition, table: table,
+                     state: state, delta: delta, pool: pool)
+        }
+        state.advance(by: rows)
     }
 
     private func runLayer(

@@ -2,10 +2,9 @@ import Foundation
 import LoRAMoE
 
 enum GenerateCommand {
-    static let options: [Option] = [
-        SharedOptions.model, SharedOptions.experts, SharedOptions.weights,
-        SharedOptions.prompt, SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
-        Option(name: "max-tokens", valueName: "N", help: "maximum tokens to generate (default 256)"),
+    /// Decoding options shared with chat.
+    static let samplingOptions: [Option] = [
+        Option(name: "max-tokens", valueName: "N", help: "maximum tokens to generate (default 256; chat: 512 per reply)"),
         Option(name: "temperature", valueName: "T", help: "sampling temperature; 0 = greedy (default 0.8)"),
         Option(name: "top-k", valueName: "K", help: "sample from the K most likely tokens; 0 = off (default 40)"),
         Option(name: "top-p", valueName: "P", help: "nucleus sampling probability mass; 1 = off (default 0.95)"),
@@ -14,8 +13,12 @@ enum GenerateCommand {
         Option(name: "repeat-last-n", valueName: "N", help: "tokens the repeat penalty looks back over; -1 = all (default 64)"),
         Option(name: "seed", valueName: "N", help: "random seed; the same seed and settings give the same output (default: random)"),
         Option(name: "stop", valueName: "TEXT", help: "stop when the output contains TEXT (repeatable); TEXT is not printed", repeatable: true),
-        SharedOptions.context, SharedOptions.threads, SharedOptions.json,
     ]
+
+    static let options: [Option] = [
+        SharedOptions.model, SharedOptions.experts, SharedOptions.weights,
+        SharedOptions.prompt, SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
+    ] + samplingOptions + [SharedOptions.context, SharedOptions.threads, SharedOptions.json]
 
     static let help = helpText(
         usage: "lora-moe generate --model DIR [--experts A,B --weights 0.7,0.3] --prompt TEXT [options]",
@@ -33,9 +36,10 @@ enum GenerateCommand {
 
         let loaded = try LoadedModel.load(arguments)
         let promptTokens = try loaded.promptTokens(arguments, prompt: prompt, addSpecialTokens: true)
+        let decision = try loaded.route(routingText: prompt)
         let json = arguments.flag("json")
         if !json {
-            printError("blend: \(loaded.blendSummary)")
+            printError("blend: \(summarize(decision))")
         }
 
         let generator = Generator(model: loaded.engine.model, tokenizer: loaded.engine.tokenizer, pool: loaded.pool)
@@ -43,13 +47,13 @@ enum GenerateCommand {
             promptTokens: promptTokens, maxTokens: maxTokens, sampling: sampling,
             stopStrings: arguments.strings("stop"), stopTokens: loaded.engine.stopTokens)
         let state = loaded.engine.model.makeState(contextLength: loaded.contextLength)
-        let result = try generator.generate(request, state: state, delta: loaded.blend) { text in
+        let result = try generator.generate(request, state: state, source: decision.source) { text in
             if !json { writeOutput(text) }
         }
 
         let stats = result.statistics
         if json {
-            try printJSON([
+            try printJSON(describe(decision, experts: loaded.experts).merging([
                 "text": result.text,
                 "token_ids": result.tokens,
                 "prompt_tokens": stats.promptTokens,
@@ -59,8 +63,7 @@ enum GenerateCommand {
                 "finish_reason": result.finishReason.rawValue,
                 "load_seconds": loaded.loadSeconds,
                 "seed": sampling.seed,
-                "experts": loaded.blendDescription,
-            ])
+            ]) { $1 })
         } else {
             writeOutput("\n")
             printError(String(

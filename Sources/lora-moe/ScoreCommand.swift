@@ -29,22 +29,22 @@ enum ScoreCommand {
         let tokenizer = loaded.engine.tokenizer
         let promptTokens = try loaded.promptTokens(arguments, prompt: prompt, addSpecialTokens: false)
         let continuation = tokenizer.encode(continuationText, addSpecialTokens: false)
+        let decision = try loaded.route(routingText: prompt)
         let result = try loaded.engine.model.score(
-            prompt: promptTokens, continuation: continuation, delta: loaded.blend,
+            prompt: promptTokens, continuation: continuation, delta: decision.source.deltaForStep(),
             contextLength: loaded.contextLength, pool: loaded.pool)
 
         if arguments.flag("json") {
-            try printJSON([
+            try printJSON(describe(decision, experts: loaded.experts).merging([
                 "prompt_token_ids": promptTokens,
                 "token_ids": continuation,
                 "tokens": continuation.map { tokenizer.decode([$0]) },
                 "logprobs": result.logprobs.map(jsonNumber),
                 "total_logprob": result.totalLogprob,
-                "experts": loaded.blendDescription,
-            ])
+            ]) { $1 })
             return
         }
-        printError("blend: \(loaded.blendSummary)")
+        printError("blend: \(summarize(decision))")
         for (token, logprob) in zip(continuation, result.logprobs) {
             let piece = tokenizer.decode([token]).debugDescription
             writeOutput(String(format: "%8d  %10.5f  %@\n", token, logprob, piece))

@@ -16,18 +16,25 @@ enum SharedOptions {
     static let json = Option(name: "json", valueName: nil, help: "print one JSON object instead of text")
 }
 
-/// A model with its experts and blend, ready to run.
+/// How `--weights` become a router when no other router is chosen.
+enum WeightsMode {
+    /// Fixed for the whole run (generate, score).
+    case fixed
+    /// Changeable while running (chat's /weights command).
+    case adjustable
+}
+
+/// A model with its experts and router, ready to run.
 struct LoadedModel {
     let engine: Engine
     let experts: [LoRAAdapter]
-    let weights: [Double]
-    let blend: ExpertBlend?
+    let router: any Router
     let pool: ComputePool
     let contextLength: Int?
     let loadSeconds: Double
 
     /// Loads `--model`, `--experts` and `--weights`.
-    static func load(_ arguments: ParsedArguments) throws -> LoadedModel {
+    static func load(_ arguments: ParsedArguments, weightsMode: WeightsMode = .fixed) throws -> LoadedModel {
         let start = Date()
         let directory = URL(fileURLWithPath: try arguments.requiredString("model"))
         let specs = try (arguments.string("experts") ?? "")
@@ -59,12 +66,23 @@ struct LoadedModel {
             throw UsageError(message: "--context \(contextLength) exceeds the model's max_position_embeddings (\(engine.model.config.maxPositionEmbeddings))", command: arguments.command)
         }
         let experts = try engine.loadExperts(specs)
-        let blend = experts.isEmpty ? nil : try ExpertBlend(experts: experts, weights: weights)
+        let router: any Router
+        switch weightsMode {
+        case .fixed: router = try StaticRouter(experts: experts, weights: weights)
+        case .adjustable: router = try WeightedRouter(experts: experts, weights: weights)
+        }
         return LoadedModel(
-            engine: engine, experts: experts, weights: weights, blend: blend,
+            engine: engine, experts: experts, router: router,
             pool: threads.map { ComputePool(threadCount: $0) } ?? .allCores,
             contextLength: contextLength,
             loadSeconds: Date().timeIntervalSince(start))
+    }
+
+    /// Asks the router for this request's blend; `routingText` is the user's
+    /// own text (without the chat template).
+    func route(routingText: String) throws -> RoutingDecision {
+        let tokens = engine.tokenizer.encode(routingText, addSpecialTokens: false)
+        return try router.route(RoutingContext(model: engine.model, routingTokens: tokens, pool: pool))
     }
 
     /// Tokenizes the prompt: through the chat template (with `--system`,
@@ -94,18 +112,31 @@ struct LoadedModel {
         return think ? true : (noThink ? false : nil)
     }
 
-    /// Expert names and weights for reports.
-    var blendDescription: [[String: Any]] {
-        zip(experts, weights).map { expert, weight in
-            ["name": expert.name, "path": expert.directory.path, "weight": weight, "active": abs(weight) >= ExpertBlend.skipThreshold]
-        }
-    }
+}
 
-    /// One line naming each expert and its weight, for stderr.
-    var blendSummary: String {
-        guard !experts.isEmpty else { return "base model (no experts)" }
-        return zip(experts, weights).map { "\($0.name)=\(formatWeight($1))" }.joined(separator: " + ")
+/// The router's choice as a JSON value: router kind and one entry per expert.
+func describe(_ decision: RoutingDecision, experts: [LoRAAdapter]) -> [String: Any] {
+    var entries: [[String: Any]] = []
+    for (index, expert) in experts.enumerated() {
+        var entry: [String: Any] = ["name": expert.name, "path": expert.directory.path]
+        if let weights = decision.weights {
+            entry["weight"] = weights[index]
+            entry["active"] = abs(weights[index]) >= ExpertBlend.skipThreshold
+        }
+        if let scores = decision.scores { entry["score"] = scores[index] }
+        entries.append(entry)
     }
+    return ["router": decision.router, "experts": entries]
+}
+
+/// One line naming each expert and its weight, for stderr.
+func summarize(_ decision: RoutingDecision) -> String {
+    guard !decision.experts.isEmpty else { return "base model (no experts)" }
+    guard let weights = decision.weights else {
+        return "\(decision.router) router over \(decision.experts.joined(separator: ", ")) (per token)"
+    }
+    let terms = zip(decision.experts, weights).map { "\($0)=\(formatWeight($1))" }.joined(separator: " + ")
+    return decision.router == "static" ? terms : "\(decision.router) router: \(terms)"
 }
 
 func formatWeight(_ weight: Double) -> String {

@@ -5,6 +5,7 @@ import LoRAMoE
 /// 1 when the work fails (bad file, model error), 2 on a usage error.
 let commands: [(name: String, summary: String, help: String, run: ([String]) throws -> Void)] = [
     ("generate", "generate text with a blend of LoRA experts", GenerateCommand.help, GenerateCommand.run),
+    ("chat", "multi-turn chat with adjustable expert weights", ChatCommand.help, ChatCommand.run),
     ("score", "log-probabilities of a continuation (parity and evaluation)", ScoreCommand.help, ScoreCommand.run),
 ]
 

@@ -2,6 +2,7 @@ import Adapters
 import Foundation
 import Models
 import Testing
+import TestSupport
 
 /// Log-probabilities and greedy tokens of tiny random models with PEFT
 /// adapters and blends, against transformers + peft float32 goldens.

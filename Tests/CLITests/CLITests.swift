@@ -11,7 +11,7 @@ struct CLIArgumentTests {
     }
 
     @Test func everyCommandHasHelp() throws {
-        for command in ["generate", "score"] {
+        for command in ["generate", "score", "chat"] {
             let output = try CLI.run([command, "--help"])
             #expect(output.status == 0, "\(command)")
             #expect(output.stdout.contains("usage: lora-moe \(command)"))
@@ -138,5 +138,58 @@ struct CLIGenerationTests {
         #expect(logprobs.allSatisfy { $0 <= 0 })
         // " Paris" is very likely after this prompt.
         #expect(logprobs[0] > -2)
+    }
+}
+
+/// `lora-moe chat` driven through stdin, as from a pipe.
+struct CLIChatTests {
+    let experts = "a=\(CLI.realAdapter("a")),b=\(CLI.realAdapter("b"))"
+
+    @Test func multiTurnSessionWithCommands() throws {
+        let input = """
+        What is the capital of France?
+        /experts
+        /weights 0.2,0.8
+        /experts
+        And of Italy?
+        /weights 1
+        /nonsense
+        /reset
+        Hi!
+        /quit
+        This line comes after /quit and must not be answered.
+
+        """
+        let output = try CLI.run(["chat", "--model", CLI.smolLM2, "--experts", experts, "--weights", "0,0",
+                                  "--temperature", "0", "--max-tokens", "24"], stdin: input)
+        #expect(output.status == 0, "\(output.stderr)")
+        let replies = output.stdout.split(separator: "\n").map(String.init)
+        #expect(replies.count == 3, "\(replies)")
+        #expect(replies.first?.contains("Paris") == true)
+        #expect(replies.dropFirst().first?.contains("Rome") == true, "the second turn must see the first")
+        #expect(output.stderr.contains("a  weight 0  "))
+        #expect(output.stderr.contains("a  weight 0.2  "))
+        #expect(output.stderr.contains("b  weight 0.8  "))
+        #expect(output.stderr.contains("2 experts but 1 weights"))
+        #expect(output.stderr.contains("unknown command '/nonsense'"))
+        #expect(output.stderr.contains("conversation cleared"))
+        // Only the first turn and the turn after /reset start without a cache;
+        // the second turn reuses the first one's keys and values.
+        #expect(output.stderr.components(separatedBy: "(0 cached)").count - 1 == 2, "\(output.stderr)")
+    }
+
+    @Test func weightZeroChatEqualsBaseChat() throws {
+        let question = "Name three colors.\n"
+        let withExperts = try CLI.run(["chat", "--model", CLI.smolLM2, "--experts", experts, "--weights", "0,0",
+                                       "--temperature", "0", "--max-tokens", "20"], stdin: question)
+        let base = try CLI.run(["chat", "--model", CLI.smolLM2, "--temperature", "0", "--max-tokens", "20"], stdin: question)
+        #expect(withExperts.status == 0 && base.status == 0)
+        #expect(withExperts.stdout == base.stdout)
+    }
+
+    @Test func endOfInputEndsSession() throws {
+        let output = try CLI.run(["chat", "--model", CLI.smolLM2, "--temperature", "0"], stdin: "")
+        #expect(output.status == 0)
+        #expect(output.stdout.isEmpty)
     }
 }

@@ -5,30 +5,30 @@ import Tensor
 
 /// The tiny random models, adapters and transformers + peft goldens under
 /// Tests/Fixtures/tiny, made by scripts/fixtures/make_tiny_fixtures.py.
-enum TinyFixtures {
-    static let root = URL(fileURLWithPath: #filePath)
+public enum TinyFixtures {
+    public static let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/tiny")
 
-    struct Case: Sendable {
-        let name: String
-        let model: String
-        let experts: [String]
-        let weights: [Double]
-        let promptIDs: [Int]
-        let continuationIDs: [Int]
-        let logprobs: [Double]
-        let greedyIDs: [Int]
+    public struct Case: Sendable {
+        public let name: String
+        public let model: String
+        public let experts: [String]
+        public let weights: [Double]
+        public let promptIDs: [Int]
+        public let continuationIDs: [Int]
+        public let logprobs: [Double]
+        public let greedyIDs: [Int]
     }
 
-    struct Rejection: Sendable {
-        let name: String
-        let model: String
-        let adapter: String
-        let mentions: [String]
+    public struct Rejection: Sendable {
+        public let name: String
+        public let model: String
+        public let adapter: String
+        public let mentions: [String]
     }
 
-    static let goldens: (cases: [Case], rejected: [Rejection]) = {
+    public static let goldens: (cases: [Case], rejected: [Rejection]) = {
         do {
             let data = try Data(contentsOf: root.appendingPathComponent("goldens.json"))
             guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -51,14 +51,14 @@ enum TinyFixtures {
         }
     }()
 
-    static func modelURL(_ name: String) -> URL { root.appendingPathComponent("models/\(name)") }
-    static func adapterURL(_ name: String) -> URL { root.appendingPathComponent("adapters/\(name)") }
+    public static func modelURL(_ name: String) -> URL { root.appendingPathComponent("models/\(name)") }
+    public static func adapterURL(_ name: String) -> URL { root.appendingPathComponent("adapters/\(name)") }
 
-    static func model(_ name: String) throws -> LanguageModel {
+    public static func model(_ name: String) throws -> LanguageModel {
         try LanguageModel(directory: modelURL(name))
     }
 
-    static func blend(_ experts: [String], _ weights: [Double], model: LanguageModel) throws -> ExpertBlend? {
+    public static func blend(_ experts: [String], _ weights: [Double], model: LanguageModel) throws -> ExpertBlend? {
         if experts.isEmpty { return nil }
         let adapters = try experts.map { try LoRAAdapter(directory: adapterURL($0), modelConfig: model.config) }
         return try ExpertBlend(experts: adapters, weights: weights)
@@ -66,7 +66,7 @@ enum TinyFixtures {
 }
 
 /// Greedy decoding with plain argmax over the logits, `count` tokens.
-func greedyTokens(_ model: LanguageModel, prompt: [Int], count: Int, delta: (any ProjectionDelta)?) throws -> [Int] {
+public func greedyTokens(_ model: LanguageModel, prompt: [Int], count: Int, delta: (any ProjectionDelta)?) throws -> [Int] {
     let state = model.makeState()
     var logits = try model.forward(prompt, state: state, delta: delta)
     var tokens: [Int] = []
@@ -82,7 +82,7 @@ func greedyTokens(_ model: LanguageModel, prompt: [Int], count: Int, delta: (any
 }
 
 /// Natural-log probabilities of `continuation` after `prompt`.
-func continuationLogprobs(_ model: LanguageModel, prompt: [Int], continuation: [Int], delta: (any ProjectionDelta)?) throws -> [Float] {
+public func continuationLogprobs(_ model: LanguageModel, prompt: [Int], continuation: [Int], delta: (any ProjectionDelta)?) throws -> [Float] {
     let state = model.makeState()
     let logits = try model.forward(prompt + continuation, state: state, delta: delta, logits: .all)
     let vocab = model.config.vocabSize
