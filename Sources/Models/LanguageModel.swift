@@ -125,43 +125,52 @@ public final class LanguageModel: Sendable {
         _ tokens: [Int], state: ModelState, delta: (any ProjectionDelta)?,
         layerCount: Int, pool: ComputePool
     ) {
-        let rows = tokens.count
-        let firstPosition = state.count
+        let segment = RowSegment(state: state, firstPosition: state.count, rows: 0..<tokens.count, delta: delta)
+        state.reserve(state.count + tokens.count)
+        state.buffers.reserve(rows: tokens.count)
+        runLayers(tokens, segments: [segment], buffers: state.buffers, layerCount: layerCount, pool: pool)
+        state.advance(by: tokens.count)
+    }
+
+    /// Embeds `tokens` and runs the first `layerCount` decoder layers, where
+    /// each segment's rows belong to its own sequence. Leaves the residual
+    /// stream `[rows, hidden]` in `buffers.hidden`; the caller reserves cache
+    /// space and advances the states.
+    func runLayers(
+        _ tokens: [Int], segments: [RowSegment], buffers b: ActivationBuffers,
+        layerCount: Int, pool: ComputePool
+    ) {
         let hidden = config.hiddenSize
-        state.reserve(firstPosition + rows)
-        state.buffers.reserve(rows: rows)
-        let b = state.buffers
 
         // 1. Embedding lookup: x [rows, hidden].
         for (row, token) in tokens.enumerated() {
             weights.embedTokens.copyRow(token, to: b.hidden + row * hidden)
         }
-        let table = rotary.table(positions: firstPosition..<(firstPosition + rows))
+        let positions = segments.flatMap { segment in
+            (0..<segment.rows.count).map { segment.firstPosition + $0 }
+        }
+        let table = rotary.table(positions: positions)
 
         // 2. Decoder layers, each adding attention and MLP outputs to x.
         for (index, layer) in weights.layers.prefix(layerCount).enumerated() {
-            runLayer(layer, index: index, rows: rows, firstPosition: firstPosition, table: table,
-                     state: state, delta: delta, pool: pool)
+            runLayer(layer, index: index, rows: tokens.count, segments: segments, buffers: b, table: table, pool: pool)
         }
-        state.advance(by: rows)
     }
 
     private func runLayer(
-        _ layer: LayerWeights, index: Int, rows: Int, firstPosition: Int,
-        table: (cos: [Float], sin: [Float]), state: ModelState,
-        delta: (any ProjectionDelta)?, pool: ComputePool
+        _ layer: LayerWeights, index: Int, rows: Int, segments: [RowSegment],
+        buffers b: ActivationBuffers, table: (cos: [Float], sin: [Float]), pool: ComputePool
     ) {
         let c = config
-        let b = state.buffers
         let hidden = c.hiddenSize
 
         // Attention block: h = norm(x); q, k, v = projections of h.
         layer.inputLayernorm.withUnsafeBufferPointer { w in
             Kernels.rmsNorm(b.hidden, weight: w.baseAddress!, epsilon: c.rmsNormEps, rows: rows, dimension: hidden, output: b.normed)
         }
-        layer.qProj.apply(input: b.normed, rows: rows, output: b.query, delta: delta, pool: pool)
-        layer.kProj.apply(input: b.normed, rows: rows, output: b.key, delta: delta, pool: pool)
-        layer.vProj.apply(input: b.normed, rows: rows, output: b.value, delta: delta, pool: pool)
+        layer.qProj.apply(input: b.normed, rows: rows, output: b.query, segments: segments, pool: pool)
+        layer.kProj.apply(input: b.normed, rows: rows, output: b.key, segments: segments, pool: pool)
+        layer.vProj.apply(input: b.normed, rows: rows, output: b.value, segments: segments, pool: pool)
 
         // Qwen3: RMSNorm over each head vector of q and k, before RoPE.
         if let qNorm = layer.qNorm, let kNorm = layer.kNorm {
@@ -177,26 +186,40 @@ public final class LanguageModel: Sendable {
         rotary.apply(b.query, rows: rows, heads: c.numAttentionHeads, table: table)
         rotary.apply(b.key, rows: rows, heads: c.numKeyValueHeads, table: table)
 
-        // Append this chunk's keys and values to the cache, then attend.
+        // Each segment appends its keys and values to its own cache, then its
+        // queries attend over that cache.
         let width = c.keyValueWidth
-        (state.keys[index] + firstPosition * width).update(from: b.key, count: rows * width)
-        (state.values[index] + firstPosition * width).update(from: b.value, count: rows * width)
-        let shape = AttentionShape(
-            queryHeads: c.numAttentionHeads, keyValueHeads: c.numKeyValueHeads, headDim: c.headDim,
-            rows: rows, firstPosition: firstPosition, scale: 1 / Float(c.headDim).squareRoot())
-        Kernels.attention(queries: b.query, keys: state.keys[index], values: state.values[index],
-                          output: b.attention, shape: shape, pool: pool)
-        layer.oProj.apply(input: b.attention, rows: rows, output: b.projected, delta: delta, pool: pool)
+        for segment in segments {
+            let first = segment.rows.lowerBound
+            let state = segment.state
+            (state.keys[index] + segment.firstPosition * width).update(from: b.key + first * width, count: segment.rows.count * width)
+            (state.values[index] + segment.firstPosition * width).update(from: b.value + first * width, count: segment.rows.count * width)
+            let shape = AttentionShape(
+                queryHeads: c.numAttentionHeads, keyValueHeads: c.numKeyValueHeads, headDim: c.headDim,
+                rows: segment.rows.count, firstPosition: segment.firstPosition, scale: 1 / Float(c.headDim).squareRoot())
+            Kernels.attention(queries: b.query + first * c.queryWidth, keys: state.keys[index], values: state.values[index],
+                              output: b.attention + first * c.queryWidth, shape: shape, pool: pool)
+        }
+        layer.oProj.apply(input: b.attention, rows: rows, output: b.projected, segments: segments, pool: pool)
         Kernels.add(b.hidden, b.projected, count: rows * hidden)
 
         // MLP block: x += down(silu(gate(h)) * up(h)) with h = norm(x).
         layer.postAttentionLayernorm.withUnsafeBufferPointer { w in
             Kernels.rmsNorm(b.hidden, weight: w.baseAddress!, epsilon: c.rmsNormEps, rows: rows, dimension: hidden, output: b.normed)
         }
-        layer.gateProj.apply(input: b.normed, rows: rows, output: b.gate, delta: delta, pool: pool)
-        layer.upProj.apply(input: b.normed, rows: rows, output: b.up, delta: delta, pool: pool)
+        layer.gateProj.apply(input: b.normed, rows: rows, output: b.gate, segments: segments, pool: pool)
+        layer.upProj.apply(input: b.normed, rows: rows, output: b.up, segments: segments, pool: pool)
         Kernels.siluMultiply(gate: b.gate, up: b.up, count: rows * c.intermediateSize)
-        layer.downProj.apply(input: b.gate, rows: rows, output: b.projected, delta: delta, pool: pool)
+        layer.downProj.apply(input: b.gate, rows: rows, output: b.projected, segments: segments, pool: pool)
         Kernels.add(b.hidden, b.projected, count: rows * hidden)
     }
+}
+
+/// Consecutive rows of a forward pass that belong to one sequence: their
+/// KV cache, the position of the first row, and the experts' delta.
+struct RowSegment {
+    let state: ModelState
+    let firstPosition: Int
+    let rows: Range<Int>
+    let delta: (any ProjectionDelta)?
 }

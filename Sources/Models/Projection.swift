@@ -74,13 +74,14 @@ public protocol ProjectionDelta: Sendable {
 }
 
 extension Projection {
-    /// `output [rows, out] = input [rows, in] · Wᵀ + b`, plus `delta`'s
-    /// contribution. Every linear projection of the model goes through here.
+    /// `output [rows, out] = input [rows, in] · Wᵀ + b`, plus each segment's
+    /// delta on that segment's rows. Every linear projection of the model goes
+    /// through here.
     func apply(
         input: UnsafePointer<Float>,
         rows: Int,
         output: UnsafeMutablePointer<Float>,
-        delta: (any ProjectionDelta)?,
+        segments: [RowSegment],
         pool: ComputePool
     ) {
         Kernels.linear(weight: weight, input: input, rows: rows, output: output, pool: pool)
@@ -91,6 +92,11 @@ extension Projection {
                 }
             }
         }
-        delta?.accumulate(projection: id, input: input, rows: rows, output: output, pool: pool)
+        for segment in segments {
+            guard let delta = segment.delta else { continue }
+            let first = segment.rows.lowerBound
+            delta.accumulate(projection: id, input: input + first * inFeatures, rows: segment.rows.count,
+                             output: output + first * outFeatures, pool: pool)
+        }
     }
 }

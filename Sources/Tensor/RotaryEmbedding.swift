@@ -19,6 +19,11 @@ public struct RotaryEmbedding: Sendable {
 
     /// Cosines and sines for `positions`, each `[positions.count, headDim/2]`.
     public func table(positions: Range<Int>) -> (cos: [Float], sin: [Float]) {
+        table(positions: Array(positions))
+    }
+
+    /// Cosines and sines for any list of positions, row `i` for `positions[i]`.
+    public func table(positions: [Int]) -> (cos: [Float], sin: [Float]) {
         let half = headDim / 2
         var cosines = [Float](repeating: 0, count: positions.count * half)
         var sines = [Float](repeating: 0, count: positions.count * half)

@@ -114,3 +114,56 @@ struct BlendMetamorphicTests {
         #expect(zip(whole, chunked).map { abs($0 - $1) }.max() ?? 1 < 1e-4)
     }
 }
+
+/// A batched forward pass must give each sequence exactly what it would get alone.
+struct BatchForwardTests {
+    @Test func batchEqualsSeparateForwards() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let blends: [ExpertBlend?] = [
+            nil,
+            try TinyFixtures.blend(["basic"], [1], model: model),
+            try TinyFixtures.blend(["all-seven", "patterns"], [0.7, -0.4], model: model),
+        ]
+        let prompts = [[5, 6, 7], [9, 10, 11, 12, 13], [20]]
+        let nextTokens = [[30], [31, 32, 33], [34]]  // a decode step, a prompt chunk, a decode step
+
+        // Alone: prefill, then the next tokens, one sequence at a time.
+        var expected: [[Float]] = []
+        for index in 0..<3 {
+            let state = model.makeState()
+            _ = try model.forward(prompts[index], state: state, delta: blends[index], logits: .none)
+            expected.append(try model.forward(nextTokens[index], state: state, delta: blends[index], logits: .last))
+        }
+
+        // Together: the same prefills, then one batched pass.
+        let states = (0..<3).map { _ in model.makeState() }
+        for index in 0..<3 {
+            _ = try model.forward(prompts[index], state: states[index], delta: blends[index], logits: .none)
+        }
+        let entries = (0..<3).map { BatchEntry(tokens: nextTokens[$0], state: states[$0], delta: blends[$0]) }
+        let batched = try model.forward(batch: entries, buffers: model.makeBatchBuffers())
+        let vocab = model.config.vocabSize
+        #expect(batched.count == 3 * vocab)
+        for index in 0..<3 {
+            let row = Array(batched[(index * vocab)..<((index + 1) * vocab)])
+            let difference = zip(row, expected[index]).map { abs($0 - $1) }.max() ?? 1
+            #expect(difference < 1e-4, "entry \(index)")
+            #expect(states[index].count == prompts[index].count + nextTokens[index].count)
+        }
+    }
+
+    @Test func batchRejectsBadEntries() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let buffers = model.makeBatchBuffers()
+        #expect(throws: ModelError.self) {
+            try model.forward(batch: [BatchEntry(tokens: [], state: model.makeState(), delta: nil)], buffers: buffers)
+        }
+        #expect(throws: ModelError.tokenOutOfRange(token: 999, vocabularySize: 320)) {
+            try model.forward(batch: [BatchEntry(tokens: [999], state: model.makeState(), delta: nil)], buffers: buffers)
+        }
+        let full = model.makeState(contextLength: 2)
+        #expect(throws: ModelError.contextOverflow(requested: 3, maximum: 2)) {
+            try model.forward(batch: [BatchEntry(tokens: [1, 2, 3], state: full, delta: nil)], buffers: buffers)
+        }
+    }
+}
