@@ -119,47 +119,24 @@ public struct Generator {
         var logits = try model.forward(uncached, state: state, delta: source.deltaForStep(), logits: .last, pool: pool)
         statistics.promptSeconds = Date().timeIntervalSince(prefillStart)
 
-        var sampler = Sampler(parameters: request.sampling)
-        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: false)
-        var stops = StopStringMatcher(stopStrings: request.stopStrings)
-        var history = request.promptTokens
-        var generated: [Int] = []
-        var text = ""
-        var finishReason = FinishReason.length
+        var decoder = SequenceDecoder(request: request, tokenizer: tokenizer)
         let decodeStart = Date()
-
-        while generated.count < request.maxTokens {
-            let token = sampler.sample(logits: logits, history: history)
-            if request.stopTokens.contains(token) {
-                finishReason = .stop
+        while true {
+            let (text, next) = decoder.step(logits: logits)
+            if !text.isEmpty { onText(text) }
+            guard let next else { break }
+            guard state.count < state.contextLength else {
+                // The context is full: the sampled token cannot be run.
+                let rest = decoder.finish(.length)
+                if !rest.isEmpty { onText(rest) }
                 break
             }
-            generated.append(token)
-            history.append(token)
-            let (emit, stopped) = stops.append(detokenizer.append(token))
-            if !emit.isEmpty {
-                text += emit
-                onText(emit)
-            }
-            if stopped {
-                finishReason = .stop
-                break
-            }
-            guard generated.count < request.maxTokens, state.count < state.contextLength else { break }
-            logits = try model.forward([token], state: state, delta: source.deltaForStep(), logits: .last, pool: pool)
-        }
-        if finishReason == .length {
-            let (emit, stopped) = stops.append(detokenizer.finish())
-            let rest = stopped ? emit : emit + stops.finish()
-            if stopped { finishReason = .stop }
-            if !rest.isEmpty {
-                text += rest
-                onText(rest)
-            }
+            logits = try model.forward([next], state: state, delta: source.deltaForStep(), logits: .last, pool: pool)
         }
 
-        statistics.generatedTokens = generated.count
+        statistics.generatedTokens = decoder.generated.count
         statistics.generationSeconds = Date().timeIntervalSince(decodeStart)
-        return GenerationResult(text: text, tokens: generated, finishReason: finishReason, statistics: statistics)
+        return GenerationResult(text: decoder.text, tokens: decoder.generated,
+                                finishReason: decoder.finishReason ?? .length, statistics: statistics)
     }
 }
