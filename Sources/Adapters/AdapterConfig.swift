@@ -27,7 +27,9 @@ public struct AdapterConfig: Sendable {
     public var r: Int
     public var loraAlpha: Double
     public var useRslora: Bool
-    public var targetModules: TargetModules
+    /// nil when adapter_config.json has none: PEFT then uses its default
+    /// targets for the model type (`defaultTargets`).
+    public var targetModules: TargetModules?
     public var excludeModules: TargetModules?
     /// Layers to adapt; nil means all.
     public var layersToTransform: [Int]?
@@ -89,7 +91,9 @@ public struct AdapterConfig: Sendable {
         let file = fields.file
         try checkKeys(fields)
 
-        let peftType = try fields.string("peft_type") ?? "LORA"
+        guard let peftType = try fields.string("peft_type") else {
+            throw fields.failure("peft_type", "\"LORA\" (required)")
+        }
         guard peftType == "LORA" else {
             throw AdapterError.unsupported(file: file, key: "peft_type", value: "\"\(peftType)\"", hint: "Only LoRA adapters (peft_type \"LORA\") are supported.")
         }
@@ -116,7 +120,7 @@ public struct AdapterConfig: Sendable {
             r: r,
             loraAlpha: alpha,
             useRslora: try fields.bool("use_rslora") ?? false,
-            targetModules: try decodeTargets(fields, key: "target_modules") ?? .names([]),
+            targetModules: try decodeTargets(fields, key: "target_modules"),
             excludeModules: try decodeTargets(fields, key: "exclude_modules"),
             layersToTransform: try decodeLayers(fields),
             layersPattern: try decodeStringOrList(fields, key: "layers_pattern") ?? [],
@@ -150,14 +154,27 @@ public struct AdapterConfig: Sendable {
         }
     }
 
+    /// `init_lora_weights` strings that only shape the initial A and B, which
+    /// the saved weights replace.
+    static let weightOnlyInits = ["gaussian", "eva", "orthogonal", "mica"]
+
     private static func checkInitialization(_ fields: JSONFields) throws {
         guard case let .string(method)? = fields["init_lora_weights"] else { return }
         let lowered = method.lowercased()
+        if weightOnlyInits.contains(lowered) { return }
         if baseModifyingInits.contains(where: { lowered.hasPrefix($0) }) {
             throw AdapterError.unsupported(
                 file: fields.file, key: "init_lora_weights", value: "\"\(method)\"",
                 hint: "PEFT rewrites the base weights when it loads such an adapter. Convert it to a plain LoRA adapter first (PEFT's save_pretrained with path_initial_model_for_weight_conversion).")
         }
+        throw AdapterError.invalidConfig(file: fields.file, key: "init_lora_weights",
+                                         expected: "true, false or one of PEFT's initialization names", actual: "\"\(method)\"")
+    }
+
+    /// PEFT's targets when `target_modules` is absent (peft 0.21,
+    /// `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`).
+    static func defaultTargets(modelType: String) -> [String]? {
+        ["llama": ["q_proj", "v_proj"], "qwen2": ["q_proj", "v_proj"], "qwen3": ["q_proj", "v_proj"]][modelType]
     }
 
     private static func decodeTargets(_ fields: JSONFields, key: String) throws -> TargetModules? {

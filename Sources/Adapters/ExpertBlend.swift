@@ -12,7 +12,7 @@ public enum BlendError: Error, CustomStringConvertible, Equatable {
         case let .countMismatch(experts, weights):
             return "\(experts) experts but \(weights) weights; give one weight per expert"
         case let .invalidWeight(expert, value):
-            return "weight \(value) for expert '\(expert)' is not a finite number"
+            return "weight \(value) for expert '\(expert)' is not a finite number in single precision"
         case let .differentBaseModels(first, other):
             return "experts '\(first)' and '\(other)' were loaded for different base models"
         }
@@ -46,8 +46,12 @@ public final class ExpertBlend: ProjectionDelta {
         guard experts.count == weights.count else {
             throw BlendError.countMismatch(experts: experts.count, weights: weights.count)
         }
-        for (expert, weight) in zip(experts, weights) where !weight.isFinite {
-            throw BlendError.invalidWeight(expert: expert.name, value: weight)
+        for (expert, weight) in zip(experts, weights) {
+            // The product w · s is applied in Float, so it must be finite there.
+            let largestScaling = expert.modules.values.map(\.scaling).max() ?? 1
+            guard weight.isFinite, Float(weight).isFinite, Float(weight * largestScaling).isFinite else {
+                throw BlendError.invalidWeight(expert: expert.name, value: weight)
+            }
         }
         if let first = experts.first, let other = experts.first(where: { $0.modelConfig != first.modelConfig }) {
             throw BlendError.differentBaseModels(first: first.name, other: other.name)

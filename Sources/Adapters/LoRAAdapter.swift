@@ -58,7 +58,10 @@ public final class LoRAAdapter: Sendable {
     /// The projections PEFT would wrap, after rejecting targets LoRA here cannot adapt.
     static func targetedProjections(config: AdapterConfig, modelConfig: ModelConfig) throws -> [ProjectionID] {
         var projections: [ProjectionID] = []
-        for moduleName in modelConfig.moduleNames where try config.targets(moduleName) {
+        if config.targetModules == nil, AdapterConfig.defaultTargets(modelType: modelConfig.modelType) == nil {
+            throw AdapterError.invalidConfig(file: config.file, key: "target_modules", expected: "a list of module names or a regular expression", actual: "missing")
+        }
+        for moduleName in modelConfig.moduleNames where try config.targets(moduleName, modelType: modelConfig.modelType) {
             if let projection = modelConfig.projection(named: moduleName) {
                 projections.append(projection)
             } else if moduleName == "model.embed_tokens" {
@@ -70,7 +73,8 @@ public final class LoRAAdapter: Sendable {
             }
         }
         if projections.isEmpty {
-            throw AdapterError.noMatchingModules(file: config.file, detail: "target_modules \(config.targetModules) selects none of the \(modelConfig.numHiddenLayers) layers' q/k/v/o/gate/up/down projections")
+            let targets = config.targetModules.map { "target_modules \($0)" } ?? "PEFT's default target_modules"
+            throw AdapterError.noMatchingModules(file: config.file, detail: "\(targets) selects none of the \(modelConfig.numHiddenLayers) layers' q/k/v/o/gate/up/down projections")
         }
         return projections
     }
@@ -88,7 +92,7 @@ public final class LoRAAdapter: Sendable {
         for tensor in file.tensorNames {
             let key = tensor.hasPrefix("base_model.model.") ? String(tensor.dropFirst("base_model.model.".count)) : tensor
             if key.contains("lora_magnitude_vector") {
-                throw AdapterError.unsupported(file: file.path, key: "use_dora", value: "tensor '\(tensor)'", hint: "DoRA adapters are not supported.")
+                throw AdapterError.unexpectedTensor(file: file.path, tensor: tensor, reason: "a DoRA magnitude vector (use_dora); DoRA adapters are not supported")
             }
             if key.contains("lora_embedding_A") || key.contains("lora_embedding_B") {
                 throw AdapterError.unsupported(file: file.path, key: "target_modules", value: "tensor '\(tensor)'", hint: "LoRA on the token embedding is not supported yet.")

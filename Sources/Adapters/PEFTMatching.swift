@@ -6,11 +6,12 @@ import Models
 extension AdapterConfig {
     /// Whether PEFT wraps the module `name` (a `named_modules()` name such as
     /// `model.layers.3.self_attn.q_proj`) with a LoRA layer.
-    func targets(_ name: String) throws -> Bool {
+    func targets(_ name: String, modelType: String) throws -> Bool {
         if let excluded = excludeModules, try matches(excluded, name) {
             return false
         }
-        switch targetModules {
+        let targets = targetModules ?? AdapterConfig.defaultTargets(modelType: modelType).map { .names($0) }
+        switch targets ?? .names([]) {
         case let .pattern(pattern):
             // A regular expression target ignores layers_to_transform, as in PEFT.
             return try PythonRegex.fullMatch(pattern, name, file: file, key: "target_modules")

@@ -265,6 +265,11 @@ public final class BatchScheduler: @unchecked Sendable {
                 if !rest.isEmpty { job.onEvent(.text(rest)) }
                 job.nextToken = nil
             }
+            if job.decoder.finishReason == .error {
+                job.onEvent(.failed(GenerationError.nonFiniteLogits(position: job.state.count).description))
+                finished.append(ObjectIdentifier(job))
+                continue
+            }
             if job.nextToken == nil {
                 job.statistics.generatedTokens = job.decoder.generated.count
                 job.statistics.generationSeconds = Date().timeIntervalSince(job.decodeStart ?? Date())

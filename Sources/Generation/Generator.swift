@@ -10,6 +10,8 @@ public enum FinishReason: String, Sendable, Equatable {
     case stop
     /// `maxTokens` reached, or the context is full.
     case length
+    /// The model produced NaN or infinite logits; the output is cut there.
+    case error
 }
 
 /// One generation request on token ids.
@@ -134,6 +136,9 @@ public struct Generator {
             logits = try model.forward([next], state: state, delta: source.deltaForStep(), logits: .last, pool: pool)
         }
 
+        if decoder.finishReason == .error {
+            throw GenerationError.nonFiniteLogits(position: state.count)
+        }
         statistics.generatedTokens = decoder.generated.count
         statistics.generationSeconds = Date().timeIntervalSince(decodeStart)
         return GenerationResult(text: decoder.text, tokens: decoder.generated,

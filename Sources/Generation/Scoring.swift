@@ -29,7 +29,7 @@ extension LanguageModel {
         let tokens = prompt + continuation
         let state = makeState(contextLength: contextLength)
         guard tokens.count <= state.contextLength else {
-            throw GenerationError.promptTooLong(tokens: tokens.count, contextLength: state.contextLength)
+            throw GenerationError.sequenceTooLong(promptTokens: prompt.count, continuationTokens: continuation.count, contextLength: state.contextLength)
         }
         var logprobs: [Float] = []
         guard !continuation.isEmpty else {
@@ -42,6 +42,7 @@ extension LanguageModel {
         let inputs = [prompt[prompt.count - 1]] + continuation.dropLast()
         let vocab = config.vocabSize
         var row = [Float](repeating: 0, count: vocab)
+        var nonFinitePosition: Int?
         var start = 0
         while start < inputs.count {
             let end = min(inputs.count, start + Self.scoringChunkRows)
@@ -51,10 +52,14 @@ extension LanguageModel {
                     for index in start..<end {
                         Kernels.logSoftmax(all.baseAddress! + (index - start) * vocab, count: vocab, output: output.baseAddress!)
                         logprobs.append(output[continuation[index]])
+                        if !output[continuation[index]].isFinite { nonFinitePosition = nonFinitePosition ?? prompt.count + index }
                     }
                 }
             }
             start = end
+        }
+        if let nonFinitePosition {
+            throw GenerationError.nonFiniteLogits(position: nonFinitePosition)
         }
         return ScoreResult(tokens: tokens, promptTokenCount: prompt.count, logprobs: logprobs)
     }

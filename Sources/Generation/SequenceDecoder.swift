@@ -31,6 +31,7 @@ public struct SequenceDecoder {
     /// next, or nil when the sequence is over (`finishReason` is then set).
     public mutating func step(logits: [Float]) -> (text: String, nextToken: Int?) {
         guard finishReason == nil else { return ("", nil) }
+        guard logits.allSatisfy({ $0.isFinite }) else { return (finish(.error), nil) }
         guard generated.count < request.maxTokens else { return (finish(.length), nil) }
 
         let token = sampler.sample(logits: logits, history: history)

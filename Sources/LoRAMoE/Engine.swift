@@ -10,13 +10,45 @@ public final class Engine: Sendable {
     /// End-of-sequence tokens from generation_config.json, config.json and the
     /// tokenizer's `eos_token`.
     public let stopTokens: Set<Int>
+    /// Sampling defaults: lora-moe's own, replaced by each sampling field that
+    /// generation_config.json sets (`temperature`, `top_k`, `top_p`, `min_p`,
+    /// `repetition_penalty`); `do_sample: false` there means greedy.
+    public let samplingDefaults: SamplingParameters
 
     public init(directory: URL) throws {
         self.directory = directory
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw EngineError.modelDirectoryNotFound(directory.path)
+        }
         model = try LanguageModel(directory: directory)
         tokenizer = try Tokenizer(directory: directory)
+        // A model may have more embedding rows than tokens (padding), never fewer.
+        guard tokenizer.vocabularySize <= model.config.vocabSize else {
+            throw EngineError.vocabularyMismatch(directory: directory.path, tokenizer: tokenizer.vocabularySize, model: model.config.vocabSize)
+        }
         chatTemplate = try ChatTemplate.load(directory: directory)
         stopTokens = try Self.readStopTokens(directory: directory, config: model.config, tokenizer: tokenizer)
+        samplingDefaults = try Self.readSamplingDefaults(directory: directory)
+    }
+
+    private static func readSamplingDefaults(directory: URL) throws -> SamplingParameters {
+        var sampling = SamplingParameters()
+        let url = directory.appendingPathComponent("generation_config.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return sampling }
+        let fields = try JSONFields(url: url)
+        if let value = try fields.double("temperature") { sampling.temperature = Float(value) }
+        if let value = try fields.int("top_k") { sampling.topK = value }
+        if let value = try fields.double("top_p") { sampling.topP = Float(value) }
+        if let value = try fields.double("min_p") { sampling.minP = Float(value) }
+        if let value = try fields.double("repetition_penalty") { sampling.repeatPenalty = Float(value) }
+        if try fields.bool("do_sample") == false { sampling.temperature = 0 }
+        do {
+            try sampling.validate()
+        } catch {
+            throw ModelError.invalidConfig(file: url.path, key: "sampling defaults", expected: "valid sampling values", actual: "\(error)")
+        }
+        return sampling
     }
 
     private static func readStopTokens(directory: URL, config: ModelConfig, tokenizer: Tokenizer) throws -> Set<Int> {

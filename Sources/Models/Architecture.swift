@@ -56,9 +56,14 @@ func decodeSharedConfig(_ fields: JSONFields, modelType: String, defaults: Confi
         throw ModelError.unsupported(file: file, key: "hidden_act", value: "\"\(activation)\"", hint: "Only \"silu\" (SwiGLU MLP) is implemented.")
     }
     if !fields.isAbsent("quantization_config") {
-        throw ModelError.unsupported(file: file, key: "quantization_config", value: "present", hint: "Quantized Hugging Face checkpoints are not supported; use float32, float16 or bfloat16 weights.")
+        throw ModelError.unsupported(file: file, key: "quantization_config", value: fields["quantization_config"]?.summary ?? "set", hint: "Quantized Hugging Face checkpoints are not supported; use float32, float16 or bfloat16 weights.")
     }
     try rejectSlidingWindow(fields)
+    try checkArchitectures(fields)
+    if try fields.bool("rope_interleaved") == true {
+        throw ModelError.unsupported(file: fields.file, key: "rope_interleaved", value: "true",
+                                     hint: "Only the rotate-half RoPE layout of Hugging Face checkpoints is implemented.")
+    }
 
     let layers = try fields.requiredInt("num_hidden_layers", minimum: 1)
     let eos = try fields.intOrIntArray("eos_token_id") ?? []
@@ -71,13 +76,35 @@ func decodeSharedConfig(_ fields: JSONFields, modelType: String, defaults: Confi
         numKeyValueHeads: numKeyValueHeads,
         headDim: headDim,
         vocabSize: try fields.requiredInt("vocab_size", minimum: 1),
-        maxPositionEmbeddings: try fields.int("max_position_embeddings") ?? defaults.maxPositionEmbeddings,
-        rmsNormEps: Float(try fields.double("rms_norm_eps") ?? defaults.rmsNormEps),
+        maxPositionEmbeddings: try positiveInt(fields, "max_position_embeddings") ?? defaults.maxPositionEmbeddings,
+        rmsNormEps: try positiveFloat(fields, "rms_norm_eps") ?? Float(defaults.rmsNormEps),
         ropeTheta: try decodeRopeTheta(fields, default: defaults.ropeTheta),
         tieWordEmbeddings: try fields.bool("tie_word_embeddings") ?? defaults.tieWordEmbeddings,
         qkvBias: false, outputBias: false, mlpBias: false, queryKeyNorm: false,
         bosTokenId: try fields.int("bos_token_id"),
         eosTokenIds: eos)
+}
+
+func positiveInt(_ fields: JSONFields, _ key: String) throws -> Int? {
+    guard let value = try fields.int(key) else { return nil }
+    guard value >= 1 else { throw fields.failure(key, "a positive integer") }
+    return value
+}
+
+func positiveFloat(_ fields: JSONFields, _ key: String) throws -> Float? {
+    guard let value = try fields.double(key) else { return nil }
+    guard value > 0, Float(value).isFinite, Float(value) > 0 else { throw fields.failure(key, "a positive number") }
+    return Float(value)
+}
+
+/// Rejects `architectures` entries that are not causal language models
+/// (a classification head would silently be read as lm_head).
+func checkArchitectures(_ fields: JSONFields) throws {
+    guard let architectures = try fields.stringArray("architectures") else { return }
+    if let other = architectures.first(where: { !$0.hasSuffix("ForCausalLM") }) {
+        throw ModelError.unsupported(file: fields.file, key: "architectures", value: "[\"\(other)\"]",
+                                     hint: "Only causal language models (…ForCausalLM) are supported.")
+    }
 }
 
 /// RoPE base frequency from `rope_parameters.rope_theta` (transformers 5) or

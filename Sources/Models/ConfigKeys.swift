@@ -9,13 +9,15 @@ enum ConfigKeys {
         "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings", "rms_norm_eps",
         "rope_theta", "rope_parameters", "rope_scaling", "partial_rotary_factor", "tie_word_embeddings",
         "hidden_act", "quantization_config", "bos_token_id", "eos_token_id", "use_sliding_window", "layer_types",
+        "architectures", "rope_interleaved",
     ]
 
     /// Keys that do not affect inference: training settings, generation
     /// defaults, bookkeeping written by transformers' base config class.
     static let noEffect: Set<String> = [
         "attn_implementation",
-        "architectures", "transformers_version", "dtype", "torch_dtype", "use_cache",
+        "transformers_version", "dtype", "torch_dtype", "use_cache", "is_llama_config", "transformers.js_config",
+        "auto_map",
         "initializer_range", "attention_dropout", "hidden_dropout", "embd_pdrop", "resid_pdrop",
         "pad_token_id", "unk_token_id", "sep_token_id", "decoder_start_token_id",
         "output_attentions", "output_hidden_states", "return_dict", "use_return_dict", "torchscript",

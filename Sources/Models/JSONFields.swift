@@ -43,6 +43,9 @@ public struct JSONFields: Sendable {
     /// Reads and parses the JSON object in the file at `url`.
     public init(url: URL, errors: @escaping ErrorBuilder = JSONFields.modelErrors) throws {
         let data: Data
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw errors(url.path, "(file)", "an existing file", "not found")
+        }
         do {
             data = try Data(contentsOf: url)
         } catch {

@@ -13,6 +13,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
+        case let .invalidConfig(file, key, expected, actual) where key == "(file)":
+            return actual == "not found" ? "\(file): file not found" : "\(file): \(actual), expected \(expected)"
         case let .invalidConfig(file, key, expected, actual):
             return "\(file): '\(key)' is \(actual), expected \(expected)"
         case let .unsupported(file, key, value, hint):
@@ -22,7 +24,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .unexpectedWeight(file, tensor):
             return "\(file): tensor '\(tensor)' is not part of this architecture; the checkpoint may need a feature lora-moe does not implement"
         case let .tokenOutOfRange(token, vocabularySize):
-            return "token id \(token) is outside the vocabulary (0..<\(vocabularySize))"
+            return "token id \(token) is outside the model's vocabulary of \(vocabularySize) tokens (ids 0 to \(vocabularySize - 1))"
         case let .contextOverflow(requested, maximum):
             return "sequence of \(requested) tokens exceeds the context length of \(maximum) tokens"
         }

@@ -14,7 +14,12 @@ public final class ModelTensors: Sendable {
         let index = directory.appendingPathComponent("model.safetensors.index.json")
         let fileManager = FileManager.default
 
-        if fileManager.fileExists(atPath: index.path) {
+        // transformers loads model.safetensors when both it and an index exist.
+        if fileManager.fileExists(atPath: single.path) {
+            let file = try SafeTensorsFile(path: single.path)
+            files = ["model.safetensors": file]
+            location = Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, "model.safetensors") })
+        } else if fileManager.fileExists(atPath: index.path) {
             let shardNames = try Self.readIndex(index)
             var files: [String: SafeTensorsFile] = [:]
             for fileName in Set(shardNames.values) {
@@ -25,10 +30,6 @@ public final class ModelTensors: Sendable {
             }
             self.files = files
             location = shardNames
-        } else if fileManager.fileExists(atPath: single.path) {
-            let file = try SafeTensorsFile(path: single.path)
-            files = ["model.safetensors": file]
-            location = Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, "model.safetensors") })
         } else {
             throw SafeTensorsError.cannotOpen(
                 file: directory.path,
@@ -47,7 +48,7 @@ public final class ModelTensors: Sendable {
             throw SafeTensorsError.invalidIndex(file: url.path, detail: "not a JSON object")
         }
         guard let weightMap = object["weight_map"] as? [String: Any] else {
-            throw SafeTensorsError.invalidIndex(file: url.path, detail: "missing object 'weight_map'")
+            throw SafeTensorsError.invalidIndex(file: url.path, detail: "'weight_map' must be an object mapping tensor names to shard files")
         }
         var result: [String: String] = [:]
         for (tensor, value) in weightMap {

@@ -122,3 +122,24 @@ func helpText(usage: String, summary: String, options: [Option]) -> String {
     lines.append("  --help\(String(repeating: " ", count: max(2, width - 6)))show this help")
     return lines.joined(separator: "\n")
 }
+
+/// True when `--help` or `-h` appears where an option name is expected, so
+/// `--prompt --help` (a prompt that happens to read "--help") is not help.
+func helpRequested(_ arguments: [String], options: [Option]) -> Bool {
+    let takesValue = Set(options.filter { !$0.isFlag }.map(\.name))
+    var index = 0
+    while index < arguments.count {
+        let argument = arguments[index]
+        if argument == "--help" || argument == "-h" { return true }
+        if argument.hasPrefix("--"), !argument.contains("="), takesValue.contains(String(argument.dropFirst(2))) {
+            index += 1
+        }
+        index += 1
+    }
+    return false
+}
+
+/// "1 token", "2 tokens".
+func plural(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
+}

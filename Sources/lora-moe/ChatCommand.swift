@@ -28,12 +28,13 @@ enum ChatCommand {
 
     static func run(_ argv: [String]) throws {
         let arguments = try ParsedArguments(argv, options: options, command: "chat")
-        let sampling = try GenerateCommand.samplingParameters(arguments)
+        _ = try GenerateCommand.samplingParameters(arguments, defaults: SamplingParameters())
         let maxTokens = try arguments.int("max-tokens") ?? 512
         guard maxTokens >= 0 else {
             throw UsageError(message: "--max-tokens must be >= 0, got \(maxTokens)", command: "chat")
         }
         let loaded = try LoadedModel.load(arguments, weightsMode: .adjustable)
+        let sampling = try GenerateCommand.samplingParameters(arguments, defaults: loaded.engine.samplingDefaults)
         let enableThinking = try loaded.thinkingSwitch(arguments)
         var session = ChatSession(loaded: loaded, system: arguments.string("system"), enableThinking: enableThinking,
                                   sampling: sampling, maxTokens: maxTokens, stopStrings: arguments.strings("stop"))

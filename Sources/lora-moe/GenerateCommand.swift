@@ -5,11 +5,11 @@ enum GenerateCommand {
     /// Decoding options shared with chat.
     static let samplingOptions: [Option] = [
         Option(name: "max-tokens", valueName: "N", help: "maximum tokens to generate (default 256; chat: 512 per reply)"),
-        Option(name: "temperature", valueName: "T", help: "sampling temperature; 0 = greedy (default 0.8)"),
-        Option(name: "top-k", valueName: "K", help: "sample from the K most likely tokens; 0 = off (default 40)"),
-        Option(name: "top-p", valueName: "P", help: "nucleus sampling probability mass; 1 = off (default 0.95)"),
-        Option(name: "min-p", valueName: "P", help: "drop tokens below P times the top probability; 0 = off (default 0.05)"),
-        Option(name: "repeat-penalty", valueName: "X", help: "penalty for recently seen tokens; 1 = off (default 1.0)"),
+        Option(name: "temperature", valueName: "T", help: "sampling temperature; 0 = greedy (default: generation_config.json, else 0.8)"),
+        Option(name: "top-k", valueName: "K", help: "sample from the K most likely tokens; 0 = off (default: generation_config.json, else 40)"),
+        Option(name: "top-p", valueName: "P", help: "nucleus sampling probability mass; 1 = off (default: generation_config.json, else 0.95)"),
+        Option(name: "min-p", valueName: "P", help: "drop tokens below P times the top probability; 0 = off (default: generation_config.json, else 0.05)"),
+        Option(name: "repeat-penalty", valueName: "X", help: "penalty for recently seen tokens; 1 = off (default: generation_config.json, else 1.0)"),
         Option(name: "repeat-last-n", valueName: "N", help: "tokens the repeat penalty looks back over; -1 = all (default 64)"),
         Option(name: "seed", valueName: "N", help: "random seed; the same seed and settings give the same output (default: random)"),
         Option(name: "stop", valueName: "TEXT", help: "stop when the output contains TEXT (repeatable); TEXT is not printed", repeatable: true),
@@ -17,7 +17,7 @@ enum GenerateCommand {
 
     static let options: [Option] = [
         SharedOptions.model, SharedOptions.experts, SharedOptions.weights,
-        SharedOptions.prompt, SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
+        SharedOptions.prompt, SharedOptions.promptFile, SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
     ] + samplingOptions + [SharedOptions.context, SharedOptions.threads, SharedOptions.json]
 
     static let help = helpText(
@@ -27,14 +27,16 @@ enum GenerateCommand {
 
     static func run(_ argv: [String]) throws {
         let arguments = try ParsedArguments(argv, options: options, command: "generate")
-        let prompt = try arguments.requiredString("prompt")
-        let sampling = try samplingParameters(arguments)
+        let prompt = try textOption(arguments, "prompt")
+        // Check the options before the model loads, so mistakes show at once.
+        _ = try samplingParameters(arguments, defaults: SamplingParameters())
         let maxTokens = try arguments.int("max-tokens") ?? 256
         guard maxTokens >= 0 else {
             throw UsageError(message: "--max-tokens must be >= 0, got \(maxTokens)", command: "generate")
         }
 
         let loaded = try LoadedModel.load(arguments)
+        let sampling = try samplingParameters(arguments, defaults: loaded.engine.samplingDefaults)
         let promptTokens = try loaded.promptTokens(arguments, prompt: prompt, addSpecialTokens: true)
         let decision = try loaded.route(routingText: prompt)
         let json = arguments.flag("json")
@@ -67,16 +69,21 @@ enum GenerateCommand {
         } else {
             writeOutput("\n")
             printError(String(
-                format: "load %.2f s | prompt %@ | generated %@ | finish: %@",
+                format: "load %.2f s | prompt %@ | generated %@ | finish: %@ | seed %llu",
                 loaded.loadSeconds,
                 formatRate(stats.promptTokens, stats.promptSeconds),
                 formatRate(stats.generatedTokens, stats.generationSeconds),
-                result.finishReason.rawValue))
+                result.finishReason.rawValue, sampling.seed))
         }
     }
 
-    static func samplingParameters(_ arguments: ParsedArguments) throws -> SamplingParameters {
-        var sampling = SamplingParameters()
+    /// Sampling settings: the model's generation_config.json defaults (when
+    /// it has any), overridden by the command-line options.
+    static func samplingParameters(_ arguments: ParsedArguments, defaults: SamplingParameters) throws -> SamplingParameters {
+        var sampling = defaults
+        if arguments.strings("stop").contains("") {
+            throw UsageError(message: "--stop needs a non-empty text", command: arguments.command)
+        }
         if let value = try arguments.double("temperature") { sampling.temperature = Float(value) }
         if let value = try arguments.int("top-k") { sampling.topK = value }
         if let value = try arguments.double("top-p") { sampling.topP = Float(value) }

@@ -1,13 +1,46 @@
 import Foundation
 
-/// Writes a line to standard error.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes a line to standard error. Failures are ignored: there is nowhere
+/// left to report them.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    _ = writeAll(STDERR_FILENO, text + "\n")
 }
 
 /// Writes text to standard output at once (used for streaming tokens).
+///
+/// When standard output cannot be written the process ends: silently with
+/// status 141 for a closed pipe (as if killed by SIGPIPE, so `| head` stays
+/// quiet), otherwise with a one-line error and status 1 (disk full, closed
+/// descriptor).
 func writeOutput(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
+    let error = writeAll(STDOUT_FILENO, text)
+    guard error != 0 else { return }
+    if error == EPIPE { exit(141) }
+    printError("lora-moe: error: failed to write to standard output: \(String(cString: strerror(error)))")
+    exit(1)
+}
+
+/// Writes all of `text` to a file descriptor; returns 0 or the errno of the failure.
+private func writeAll(_ descriptor: Int32, _ text: String) -> Int32 {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { buffer in
+            write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+        }
+        if written < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        offset += written
+    }
+    return 0
 }
 
 /// Prints one JSON object on standard output, keys sorted.

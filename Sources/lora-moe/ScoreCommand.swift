@@ -4,8 +4,9 @@ import LoRAMoE
 enum ScoreCommand {
     static let options: [Option] = [
         SharedOptions.model, SharedOptions.experts, SharedOptions.weights,
-        SharedOptions.prompt,
+        SharedOptions.prompt, SharedOptions.promptFile,
         Option(name: "continuation", valueName: "TEXT", help: "the text to score after the prompt"),
+        Option(name: "continuation-file", valueName: "PATH", help: "read the continuation from a UTF-8 file instead (- for standard input)"),
         SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
         SharedOptions.context, SharedOptions.threads, SharedOptions.json,
     ]
@@ -22,8 +23,8 @@ enum ScoreCommand {
 
     static func run(_ argv: [String]) throws {
         let arguments = try ParsedArguments(argv, options: options, command: "score")
-        let prompt = try arguments.requiredString("prompt")
-        let continuationText = try arguments.requiredString("continuation")
+        let prompt = try textOption(arguments, "prompt")
+        let continuationText = try textOption(arguments, "continuation")
         let loaded = try LoadedModel.load(arguments)
 
         let tokenizer = loaded.engine.tokenizer
@@ -49,6 +50,6 @@ enum ScoreCommand {
             let piece = tokenizer.decode([token]).debugDescription
             writeOutput(String(format: "%8d  %10.5f  %@\n", token, logprob, piece))
         }
-        writeOutput(String(format: "total %.5f over %d tokens\n", result.totalLogprob, continuation.count))
+        writeOutput(String(format: "total %.5f over %@\n", result.totalLogprob, plural(continuation.count, "token")))
     }
 }

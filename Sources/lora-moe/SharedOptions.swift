@@ -7,6 +7,7 @@ enum SharedOptions {
     static let experts = Option(name: "experts", valueName: "LIST", help: "comma-separated PEFT LoRA adapter directories, each PATH or NAME=PATH")
     static let weights = Option(name: "weights", valueName: "LIST", help: "comma-separated blend weights, one per expert (default 1/n each); any real number, |w| < 0.001 skips the expert")
     static let prompt = Option(name: "prompt", valueName: "TEXT", help: "the prompt; sent as one user turn through the chat template unless --raw")
+    static let promptFile = Option(name: "prompt-file", valueName: "PATH", help: "read the prompt from a UTF-8 file instead (- for standard input)")
     static let system = Option(name: "system", valueName: "TEXT", help: "system message (default: the one the chat template inserts, if any)")
     static let raw = Option(name: "raw", valueName: nil, help: "use the prompt text as is, without the chat template")
     static let think = Option(name: "think", valueName: nil, help: "Qwen3 templates: let the model think first (enable_thinking=true)")
@@ -37,9 +38,15 @@ struct LoadedModel {
     static func load(_ arguments: ParsedArguments, weightsMode: WeightsMode = .fixed) throws -> LoadedModel {
         let start = Date()
         let directory = URL(fileURLWithPath: try arguments.requiredString("model"))
-        let specs = try (arguments.string("experts") ?? "")
-            .split(separator: ",", omittingEmptySubsequences: true)
-            .map { try ExpertSpec(parsing: String($0).trimmingCharacters(in: .whitespaces)) }
+        var specs: [ExpertSpec] = []
+        if let list = arguments.string("experts") {
+            // Paths may not contain commas: the comma separates experts.
+            let items = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !items.contains(where: \.isEmpty) else {
+                throw UsageError(message: "--experts '\(list)' has an empty entry; give PATH or NAME=PATH separated by commas", command: arguments.command)
+            }
+            specs = try items.map { try ExpertSpec(parsing: $0) }
+        }
 
         var weights = try arguments.doubles("weights") ?? []
         if specs.isEmpty, !weights.isEmpty {
@@ -49,7 +56,7 @@ struct LoadedModel {
             weights = [Double](repeating: 1 / Double(specs.count), count: specs.count)
         }
         guard weights.count == specs.count else {
-            throw UsageError(message: "\(specs.count) experts but \(weights.count) weights; give one weight per expert", command: arguments.command)
+            throw UsageError(message: "\(plural(specs.count, "expert")) but \(plural(weights.count, "weight")); give one weight per expert", command: arguments.command)
         }
 
         let threads = try arguments.int("threads")
@@ -92,6 +99,9 @@ struct LoadedModel {
             if arguments.string("system") != nil {
                 throw UsageError(message: "--system has no effect with --raw; put the system text into the prompt", command: arguments.command)
             }
+            if arguments.flag("think") || arguments.flag("no-think") {
+                throw UsageError(message: "--think and --no-think have no effect with --raw; format the prompt yourself", command: arguments.command)
+            }
             return engine.tokenizer.encode(prompt, addSpecialTokens: addSpecialTokens)
         }
         var messages: [ChatMessage] = []
@@ -109,7 +119,11 @@ struct LoadedModel {
         if think && noThink {
             throw UsageError(message: "--think and --no-think exclude each other", command: arguments.command)
         }
-        return think ? true : (noThink ? false : nil)
+        guard think || noThink else { return nil }
+        if let template = engine.chatTemplate, !template.supportsThinking {
+            throw EngineError.noThinkingSwitch(template: template.name)
+        }
+        return think
     }
 
 }
@@ -141,4 +155,33 @@ func summarize(_ decision: RoutingDecision) -> String {
 
 func formatWeight(_ weight: Double) -> String {
     String(format: "%g", weight)
+}
+
+/// The text of `--NAME` or `--NAME-file` (exactly one of them; `-` reads
+/// standard input).
+func textOption(_ arguments: ParsedArguments, _ name: String) throws -> String {
+    let inline = arguments.string(name)
+    let path = arguments.string("\(name)-file")
+    switch (inline, path) {
+    case let (text?, nil):
+        return text
+    case let (nil, path?):
+        let data: Data?
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            data = FileManager.default.contents(atPath: path)
+        }
+        guard let data else {
+            throw UsageError(message: "--\(name)-file \(path): file not found or unreadable", command: arguments.command)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw UsageError(message: "--\(name)-file \(path): not valid UTF-8", command: arguments.command)
+        }
+        return text
+    case (nil, nil):
+        throw UsageError(message: "missing required option '--\(name)' (or '--\(name)-file')", command: arguments.command)
+    case (.some, .some):
+        throw UsageError(message: "give either --\(name) or --\(name)-file, not both", command: arguments.command)
+    }
 }

@@ -2,11 +2,12 @@ import Foundation
 import LoRAMoE
 
 /// Entry point: `lora-moe COMMAND [options]`. Exit status 0 on success,
-/// 1 when the work fails (bad file, model error), 2 on a usage error.
-let commands: [(name: String, summary: String, help: String, run: ([String]) throws -> Void)] = [
-    ("generate", "generate text with a blend of LoRA experts", GenerateCommand.help, GenerateCommand.run),
-    ("chat", "multi-turn chat with adjustable expert weights", ChatCommand.help, ChatCommand.run),
-    ("score", "log-probabilities of a continuation (parity and evaluation)", ScoreCommand.help, ScoreCommand.run),
+/// 1 when the work fails (bad file, model error), 2 when the arguments are
+/// wrong (options, prompt too long for the context, expert names).
+let commands: [(name: String, summary: String, help: String, options: [Option]?, run: ([String]) throws -> Void)] = [
+    ("generate", "generate text with a blend of LoRA experts", GenerateCommand.help, GenerateCommand.options, GenerateCommand.run),
+    ("chat", "multi-turn chat with adjustable expert weights", ChatCommand.help, ChatCommand.options, ChatCommand.run),
+    ("score", "log-probabilities of a continuation (parity and evaluation)", ScoreCommand.help, ScoreCommand.options, ScoreCommand.run),
 ]
 
 let topLevelHelp = """
@@ -20,12 +21,15 @@ commands:
 Run 'lora-moe COMMAND --help' for the options of a command.
 """
 
+// A closed pipe surfaces as EPIPE from write(), handled in writeOutput.
+signal(SIGPIPE, SIG_IGN)
+
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let commandName = argv.first, !["--help", "-h", "help"].contains(commandName) else {
     if argv.count >= 2, argv[0] == "help", let command = commands.first(where: { $0.name == argv[1] }) {
-        print(command.help)
+        writeOutput(command.help + "\n")
     } else {
-        print(topLevelHelp)
+        writeOutput(topLevelHelp + "\n")
     }
     exit(argv.isEmpty ? 2 : 0)
 }
@@ -34,8 +38,8 @@ guard let command = commands.first(where: { $0.name == commandName }) else {
     exit(2)
 }
 let rest = Array(argv.dropFirst())
-if rest.contains("--help") || rest.contains("-h") {
-    print(command.help)
+if command.options.map({ helpRequested(rest, options: $0) }) ?? (rest.contains("--help") || rest.contains("-h")) {
+    writeOutput(command.help + "\n")
     exit(0)
 }
 do {
@@ -43,7 +47,36 @@ do {
 } catch let error as UsageError {
     printError("lora-moe: error: \(error)")
     exit(2)
+} catch let error as GenerationError where error.isRequestError {
+    printError("lora-moe: error: \(error)")
+    exit(2)
+} catch let error as BlendError {
+    printError("lora-moe: error: \(error)")
+    exit(2)
+} catch let error as EngineError where error.isRequestError {
+    printError("lora-moe: error: \(error)")
+    exit(2)
 } catch {
     printError("lora-moe: error: \(error)")
     exit(1)
+}
+
+extension GenerationError {
+    /// Errors caused by the command line rather than by files or the model.
+    var isRequestError: Bool {
+        switch self {
+        case .invalidParameter, .promptTooLong, .emptyPrompt, .sequenceTooLong: return true
+        case .nonFiniteLogits: return false
+        }
+    }
+}
+
+extension EngineError {
+    /// Errors caused by the command line rather than by files or the model.
+    var isRequestError: Bool {
+        switch self {
+        case .invalidExpertSpec, .duplicateExpertName, .noThinkingSwitch: return true
+        case .missingChatTemplate, .modelDirectoryNotFound, .vocabularyMismatch: return false
+        }
+    }
 }

@@ -24,14 +24,16 @@ struct CLIArgumentTests {
         (["frobnicate"], "unknown command 'frobnicate'"),
         (["generate", "--model", "m", "--prompt", "hi", "--bogus"], "unknown option '--bogus'"),
         (["generate", "--prompt", "hi"], "missing required option '--model'"),
-        (["generate", "--model", "m"], "missing required option '--prompt'"),
+        (["generate", "--model", "m"], "missing required option '--prompt' (or '--prompt-file')"),
+        (["generate", "--model", "m", "--prompt", "a", "--prompt-file", "f"], "give either --prompt or --prompt-file, not both"),
+        (["generate", "--model", "m", "--prompt", "hi", "--stop", ""], "--stop needs a non-empty text"),
         (["generate", "--model", "m", "--prompt", "hi", "--max-tokens", "ten"], "option '--max-tokens' expects an integer, got 'ten'"),
         (["generate", "--model", "m", "--prompt", "hi", "--temperature", "-1"], "invalid temperature -1.0"),
         (["generate", "--model", "m", "--prompt", "hi", "--top-p", "2"], "invalid top-p 2.0"),
         (["generate", "--model", "m", "--prompt", "hi", "--seed", "-3"], "--seed expects a non-negative integer"),
         (["generate", "--model", "m", "--prompt", "hi", "--max-tokens"], "option '--max-tokens' needs a value"),
         (["generate", "--model", "m", "--prompt", "hi", "--raw=yes"], "option '--raw' takes no value"),
-        (["score", "--model", "m", "--prompt", "hi"], "missing required option '--continuation'"),
+        (["score", "--model", "m", "--prompt", "hi"], "missing required option '--continuation' (or '--continuation-file')"),
         (["generate", "--model", "m", "--prompt", "a", "--prompt", "b"], "option '--prompt' is given more than once"),
     ]
 
@@ -47,7 +49,29 @@ struct CLIArgumentTests {
     @Test func missingModelDirectoryExitsWithOne() throws {
         let output = try CLI.run(["generate", "--model", "/nonexistent/model", "--prompt", "hi"])
         #expect(output.status == 1)
-        #expect(output.stderr.contains("/nonexistent/model"))
+        #expect(output.stderr.contains("/nonexistent/model: model directory not found"))
+    }
+
+    @Test func helpOnlyCountsInOptionPosition() throws {
+        // "--help" as the value of --prompt is a prompt, not a request for help.
+        let output = try CLI.run(["generate", "--model", "/nonexistent/model", "--prompt", "--help"])
+        #expect(output.status == 1)
+        #expect(!output.stdout.contains("usage:"))
+    }
+
+    @Test func unwritableOutputIsAnErrorNotACrash() throws {
+        guard FileManager.default.fileExists(atPath: "/dev/full") else { return }
+        let process = Process()
+        process.executableURL = CLI.executable
+        process.arguments = ["--help"]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        process.waitUntilExit()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 1)
+        #expect(message.contains("failed to write to standard output"))
     }
 }
 
@@ -104,17 +128,40 @@ struct CLIGenerationTests {
     @Test func promptLongerThanContextIsAnError() throws {
         let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "This prompt is longer than eight tokens for sure.",
                                   "--context", "8", "--raw"])
-        #expect(output.status == 1)
+        #expect(output.status == 2)
         #expect(output.stderr.contains("tokens but the context holds 8"))
+        let score = try CLI.run(["score", "--model", CLI.smolLM2, "--prompt", "Hi", "--continuation", "one two three four five six seven eight",
+                                 "--context", "8", "--raw"])
+        #expect(score.status == 2)
+        #expect(score.stderr.contains("the prompt (1 token) and continuation"))
+    }
+
+    @Test func thinkSwitchNeedsAThinkingTemplate() throws {
+        let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--think"])
+        #expect(output.status == 2)
+        #expect(output.stderr.contains("need a chat template with a thinking switch"))
+        let raw = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--raw", "--no-think"])
+        #expect(raw.status == 2)
+        #expect(raw.stderr.contains("no effect with --raw"))
+    }
+
+    @Test func promptFileReadsStandardInput() throws {
+        let inline = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "What is 1+1?", "--temperature", "0", "--max-tokens", "8", "--json"])
+        let piped = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt-file", "-", "--temperature", "0", "--max-tokens", "8", "--json"],
+                                stdin: "What is 1+1?")
+        #expect(piped.status == 0, "\(piped.stderr)")
+        #expect(CLI.parseJSON(piped.stdout)?["token_ids"] as? [Int] == CLI.parseJSON(inline.stdout)?["token_ids"] as? [Int])
     }
 
     @Test func badExpertsGiveOneLineErrors() throws {
         let cases: [(experts: String, weights: String?, status: Int32, fragment: String)] = [
-            (CLI.realAdapter("a"), "0.5,0.5", 2, "1 experts but 2 weights"),
+            (CLI.realAdapter("a"), "0.5,0.5", 2, "1 expert but 2 weights"),
+            (CLI.realAdapter("a"), "1e39", 2, "is not a finite number in single precision"),
+            ("\(CLI.realAdapter("a")),,\(CLI.realAdapter("b"))", nil, 2, "has an empty entry"),
             ("/nonexistent/adapter", nil, 1, "/nonexistent/adapter/adapter_config.json: file not found"),
             (CLI.tinyAdapter("basic"), nil, 1, "Was the adapter trained for a different base model?"),
             (CLI.tinyAdapter("reject-dora"), nil, 1, "use_dora"),
-            ("x=\(CLI.realAdapter("a")),x=\(CLI.realAdapter("b"))", nil, 1, "two experts are named 'x'"),
+            ("x=\(CLI.realAdapter("a")),x=\(CLI.realAdapter("b"))", nil, 2, "two experts are named 'x'"),
         ]
         for (experts, weights, status, fragment) in cases {
             var arguments = ["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--experts", experts]

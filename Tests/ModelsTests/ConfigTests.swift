@@ -72,7 +72,7 @@ struct ConfigDecodingTests {
         (["hidden_size": "64"], "'hidden_size' is \"64\", expected an integer"),
         (["hidden_size": nil], "'hidden_size' is missing, expected an integer (required)"),
         (["vocab_size": 0], "'vocab_size' is 0, expected an integer >= 1"),
-        (["quantization_config": ["quant_method": "awq"]], "'quantization_config' = present is not supported"),
+        (["quantization_config": ["quant_method": "awq"]], "'quantization_config' = an object with keys \"quant_method\" is not supported"),
         (["tie_word_embeddings": "yes"], "'tie_word_embeddings' is \"yes\", expected true or false"),
         (["hidden_size": 60, "num_attention_heads": 8, "num_key_value_heads": 8], "'head_dim' is missing, expected present"),
         (["partial_rotary_factor": 0.5], "'partial_rotary_factor' = 0.5 is not supported"),

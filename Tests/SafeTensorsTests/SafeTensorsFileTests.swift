@@ -138,7 +138,7 @@ struct ModelTensorsTests {
 
     @Test func rejectsBadIndexes() throws {
         let cases: [(index: String, fragment: String)] = [
-            (#"{"metadata":{}}"#, "missing object 'weight_map'"),
+            (#"{"metadata":{}}"#, "'weight_map' must be an object"),
             (#"{"weight_map":{"x":"../outside.safetensors"}}"#, "is not a file name in the model directory"),
             (#"{"weight_map":{"x":"model-00002-of-00002.safetensors"}}"#, "weight_map puts 'x' in model-00002-of-00002.safetensors"),
             (#"{"weight_map":{"x":7}}"#, "is not a string"),
