@@ -167,3 +167,55 @@ struct BatchForwardTests {
         }
     }
 }
+
+/// adapter_config.json fields that PEFT resolves or rejects in its own way.
+struct AdapterConfigEdgeTests {
+    /// A copy of a tiny fixture adapter with its config edited.
+    func editedAdapter(_ name: String, _ edit: (inout [String: Any]) -> Void) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lora-moe-adapter-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: TinyFixtures.adapterURL(name), to: url)
+        let configURL = url.appendingPathComponent("adapter_config.json")
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any] ?? [:]
+        edit(&object)
+        try JSONSerialization.data(withJSONObject: object).write(to: configURL)
+        return url
+    }
+
+    @Test func missingTargetModulesMeansPEFTDefault() throws {
+        // "basic" targets q_proj and v_proj, which is PEFT's default for qwen3.
+        let model = try TinyFixtures.model("qwen3-f32")
+        let url = try editedAdapter("basic") { $0.removeValue(forKey: "target_modules") }
+        defer { try? FileManager.default.removeItem(at: url) }
+        let edited = try LoRAAdapter(directory: url, modelConfig: model.config)
+        let original = try LoRAAdapter(directory: TinyFixtures.adapterURL("basic"), modelConfig: model.config)
+        #expect(Set(edited.modules.keys) == Set(original.modules.keys))
+    }
+
+    @Test func unknownInitializationIsRejected() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let url = try editedAdapter("basic") { $0["init_lora_weights"] = "zzz" }
+        defer { try? FileManager.default.removeItem(at: url) }
+        #expect(throws: AdapterError.self) { try LoRAAdapter(directory: url, modelConfig: model.config) }
+    }
+
+    @Test func missingPeftTypeIsRejected() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let url = try editedAdapter("basic") { $0.removeValue(forKey: "peft_type") }
+        defer { try? FileManager.default.removeItem(at: url) }
+        do {
+            _ = try LoRAAdapter(directory: url, modelConfig: model.config)
+            Issue.record("loaded without peft_type")
+        } catch {
+            #expect(String(describing: error).contains("'peft_type' is missing"))
+        }
+    }
+
+    @Test func weightOnlyInitializationsAreAccepted() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        for method in ["gaussian", "orthogonal", "eva"] {
+            let url = try editedAdapter("basic") { $0["init_lora_weights"] = method }
+            defer { try? FileManager.default.removeItem(at: url) }
+            #expect(throws: Never.self, "\(method)") { try LoRAAdapter(directory: url, modelConfig: model.config) }
+        }
+    }
+}

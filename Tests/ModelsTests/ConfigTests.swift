@@ -76,6 +76,10 @@ struct ConfigDecodingTests {
         (["tie_word_embeddings": "yes"], "'tie_word_embeddings' is \"yes\", expected true or false"),
         (["hidden_size": 60, "num_attention_heads": 8, "num_key_value_heads": 8], "'head_dim' is missing, expected present"),
         (["partial_rotary_factor": 0.5], "'partial_rotary_factor' = 0.5 is not supported"),
+        (["architectures": ["LlamaForSequenceClassification"]], "'architectures' = [\"LlamaForSequenceClassification\"] is not supported"),
+        (["rope_interleaved": true], "'rope_interleaved' = true is not supported"),
+        (["rms_norm_eps": -1.0], "'rms_norm_eps' is -1, expected a positive number"),
+        (["max_position_embeddings": 0], "'max_position_embeddings' is 0, expected a positive integer"),
     ]
 
     @Test func rejectsUnsupportedOrInvalidConfigs() throws {
@@ -90,6 +94,7 @@ struct ConfigDecodingTests {
         let config = try llamaConfig([
             "transformers_version": "5.25.0", "torch_dtype": "bfloat16", "_commit_hash": "abc",
             "use_cache": true, "initializer_range": 0.02, "pad_token_id": NSNull(), "pretraining_tp": 1,
+            "is_llama_config": true, "rope_interleaved": false, "auto_map": ["AutoModel": "x"],
         ])
         #expect(decodeError(config) == nil)
     }
