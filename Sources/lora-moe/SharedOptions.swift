@@ -15,6 +15,13 @@ enum SharedOptions {
     static let context = Option(name: "context", valueName: "N", help: "context length in tokens (default and maximum: the model's max_position_embeddings)")
     static let threads = Option(name: "threads", valueName: "N", help: "compute threads (default: all cores)")
     static let json = Option(name: "json", valueName: nil, help: "print one JSON object instead of text")
+    static let router = Option(name: "router", valueName: "FILE|arrow", help: "choose the weights from the input: a router.json made by 'lora-moe router fit', or 'arrow' for per-token routing")
+    static let routerTopK = Option(name: "router-top-k", valueName: "K", help: "keep the K experts the router scores highest (arrow default: min(3, experts))")
+    static let routerTemperature = Option(name: "router-temperature", valueName: "T", help: "softmax temperature of the router's scores (default: the router file's, arrow 1.0)")
+    static let routerMinWeight = Option(name: "router-min-weight", valueName: "W", help: "drop experts whose routed weight is below W, then renormalize (router files only)")
+
+    /// The options that choose a router.
+    static let routing = [router, routerTopK, routerTemperature, routerMinWeight]
 }
 
 /// How `--weights` become a router when no other router is chosen.
@@ -48,6 +55,14 @@ struct LoadedModel {
             specs = try items.map { try ExpertSpec(parsing: $0) }
         }
 
+        if arguments.string("router") != nil {
+            if specs.isEmpty {
+                throw UsageError(message: "--router needs --experts", command: arguments.command)
+            }
+            if arguments.string("weights") != nil {
+                throw UsageError(message: "--weights and --router exclude each other: the router chooses the weights", command: arguments.command)
+            }
+        }
         var weights = try arguments.doubles("weights") ?? []
         if specs.isEmpty, !weights.isEmpty {
             throw UsageError(message: "--weights given without --experts", command: arguments.command)
@@ -74,9 +89,16 @@ struct LoadedModel {
         }
         let experts = try engine.loadExperts(specs)
         let router: any Router
-        switch weightsMode {
-        case .fixed: router = try StaticRouter(experts: experts, weights: weights)
-        case .adjustable: router = try WeightedRouter(experts: experts, weights: weights)
+        if let name = arguments.string("router") {
+            router = try makeInputRouter(name, arguments: arguments, model: engine.model, experts: experts)
+        } else {
+            for option in ["router-top-k", "router-temperature", "router-min-weight"] where arguments.string(option) != nil {
+                throw UsageError(message: "--\(option) needs --router", command: arguments.command)
+            }
+            switch weightsMode {
+            case .fixed: router = try StaticRouter(experts: experts, weights: weights)
+            case .adjustable: router = try WeightedRouter(experts: experts, weights: weights)
+            }
         }
         return LoadedModel(
             engine: engine, experts: experts, router: router,
@@ -184,4 +206,22 @@ func textOption(_ arguments: ParsedArguments, _ name: String) throws -> String {
     case (.some, .some):
         throw UsageError(message: "give either --\(name) or --\(name)-file, not both", command: arguments.command)
     }
+}
+
+/// The router named by `--router`: `arrow`, or a router file.
+func makeInputRouter(_ name: String, arguments: ParsedArguments, model: LanguageModel, experts: [LoRAAdapter]) throws -> any Router {
+    let topK = try arguments.int("router-top-k")
+    let temperature = try arguments.double("router-temperature")
+    let minWeight = try arguments.double("router-min-weight")
+    if name == "arrow" {
+        if minWeight != nil {
+            throw UsageError(message: "--router-min-weight applies to router files, not to arrow", command: arguments.command)
+        }
+        return try ArrowRouter(experts: experts, topK: topK ?? min(3, experts.count), temperature: temperature ?? 1)
+    }
+    var overrides = RouterOverrides()
+    overrides.temperature = temperature
+    if let topK { overrides.topK = .some(topK) }
+    overrides.minWeight = minWeight
+    return try RouterFile.loadRouter(from: URL(fileURLWithPath: name), model: model, experts: experts, overrides: overrides)
 }

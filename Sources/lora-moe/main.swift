@@ -50,6 +50,9 @@ do {
 } catch let error as GenerationError where error.isRequestError {
     printError("lora-moe: error: \(error)")
     exit(2)
+} catch let error as ArrowRouterError where error.isRequestError {
+    printError("lora-moe: error: \(error)")
+    exit(2)
 } catch let error as BlendError {
     printError("lora-moe: error: \(error)")
     exit(2)
@@ -77,6 +80,16 @@ extension EngineError {
         switch self {
         case .invalidExpertSpec, .duplicateExpertName, .noThinkingSwitch: return true
         case .missingChatTemplate, .modelDirectoryNotFound, .vocabularyMismatch: return false
+        }
+    }
+}
+
+extension ArrowRouterError {
+    /// Errors caused by the command line rather than by the adapters.
+    var isRequestError: Bool {
+        switch self {
+        case .invalidTopK, .invalidTemperature: return true
+        default: return false
         }
     }
 }

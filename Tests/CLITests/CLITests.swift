@@ -145,6 +145,26 @@ struct CLIGenerationTests {
         #expect(raw.stderr.contains("no effect with --raw"))
     }
 
+    @Test func routerOptionsAreChecked() throws {
+        let cases: [(arguments: [String], fragment: String)] = [
+            (["--router", "arrow"], "--router needs --experts"),
+            (["--experts", CLI.realAdapter("a"), "--weights", "1", "--router", "arrow"], "--weights and --router exclude each other"),
+            (["--router-top-k", "2"], "--router-top-k needs --router"),
+            (["--experts", CLI.realAdapter("a"), "--router", "arrow", "--router-top-k", "2"], "invalid top-k 2 for 1 expert"),
+            (["--experts", CLI.realAdapter("a"), "--router", "arrow", "--router-min-weight", "0.1"], "--router-min-weight applies to router files"),
+        ]
+        for (extra, fragment) in cases {
+            let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi"] + extra)
+            #expect(output.status == 2, "\(extra): \(output.stderr)")
+            #expect(output.stderr.contains(fragment), "\(extra): \(output.stderr)")
+        }
+        // Arrow routes every token among all experts, so they must adapt the same projections.
+        let mismatched = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--router", "arrow",
+                                      "--experts", "\(CLI.realAdapter("a")),\(CLI.realAdapter("b"))"])
+        #expect(mismatched.status == 1)
+        #expect(mismatched.stderr.contains("every expert must adapt the same projections"))
+    }
+
     @Test func promptFileReadsStandardInput() throws {
         let inline = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "What is 1+1?", "--temperature", "0", "--max-tokens", "8", "--json"])
         let piped = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt-file", "-", "--temperature", "0", "--max-tokens", "8", "--json"],
