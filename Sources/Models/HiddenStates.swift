@@ -20,6 +20,9 @@ extension LanguageModel {
         for token in tokens where token < 0 || token >= config.vocabSize {
             throw ModelError.tokenOutOfRange(token: token, vocabularySize: config.vocabSize)
         }
+        guard tokens.count <= config.maxPositionEmbeddings else {
+            throw ModelError.contextOverflow(requested: tokens.count, maximum: config.maxPositionEmbeddings)
+        }
         let state = makeState(contextLength: tokens.count)
         let hidden = config.hiddenSize
         var sum = [Double](repeating: 0, count: hidden)

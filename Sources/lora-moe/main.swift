@@ -8,6 +8,7 @@ let commands: [(name: String, summary: String, help: String, options: [Option]?,
     ("generate", "generate text with a blend of LoRA experts", GenerateCommand.help, GenerateCommand.options, GenerateCommand.run),
     ("chat", "multi-turn chat with adjustable expert weights", ChatCommand.help, ChatCommand.options, ChatCommand.run),
     ("score", "log-probabilities of a continuation (parity and evaluation)", ScoreCommand.help, ScoreCommand.options, ScoreCommand.run),
+    ("router", "fit a router that weighs experts by the prompt ('router fit')", RouterCommand.help, RouterCommand.fitOptions, RouterCommand.run),
 ]
 
 let topLevelHelp = """

@@ -85,3 +85,15 @@ struct WeightLoadingTests {
         #expect(state.count == 0, "a rejected call must not change the state")
     }
 }
+
+struct HiddenStateBoundsTests {
+    @Test func meanHiddenStateRejectsTooManyTokens() throws {
+        let copy = try EditableModelCopy(fixture: "llama-f16")
+        let model = try LanguageModel(directory: copy.url)
+        let tokens = [Int](repeating: 5, count: model.config.maxPositionEmbeddings + 1)
+        #expect(throws: ModelError.contextOverflow(requested: tokens.count, maximum: model.config.maxPositionEmbeddings)) {
+            try model.meanHiddenState(tokens, layer: 1)
+        }
+        #expect(throws: ModelError.self) { try model.meanHiddenState([1], layer: model.config.numHiddenLayers + 1) }
+    }
+}
