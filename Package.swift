@@ -35,6 +35,12 @@ let package = Package(
         .target(name: "Routing", dependencies: ["Tensor", "SafeTensors", "Models", "Adapters"], swiftSettings: kernelSettings),
         .target(name: "Generation", dependencies: ["Tensor", "Models", "Adapters", "Routing", "Tokenizers"]),
         .target(name: "LoRAMoE", dependencies: ["JSON", "Tensor", "SafeTensors", "Tokenizers", "Models", "Adapters", "Routing", "Generation"]),
+        // libmicrohttpd parses HTTP for the server; see README, "Serving".
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"]), .brew(["libmicrohttpd"])]),
+        .target(name: "HTTP", dependencies: ["CMicroHTTPD"]),
         .executableTarget(name: "lora-moe", dependencies: ["LoRAMoE"]),
 
         .target(name: "TestSupport", dependencies: ["Models", "Adapters"], path: "Tests/TestSupport"),
@@ -48,5 +54,6 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["Generation"]),
         .testTarget(name: "ParityTests", dependencies: ["LoRAMoE"]),
         .testTarget(name: "CLITests", dependencies: ["LoRAMoE"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
     ]
 )
