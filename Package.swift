@@ -41,7 +41,8 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"]), .brew(["libmicrohttpd"])]),
         .target(name: "HTTP", dependencies: ["CMicroHTTPD"]),
-        .executableTarget(name: "lora-moe", dependencies: ["LoRAMoE"]),
+        .target(name: "Server", dependencies: ["HTTP", "LoRAMoE"]),
+        .executableTarget(name: "lora-moe", dependencies: ["LoRAMoE", "Server", "HTTP"]),
 
         .target(name: "TestSupport", dependencies: ["Models", "Adapters"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
@@ -55,5 +56,6 @@ let package = Package(
         .testTarget(name: "ParityTests", dependencies: ["LoRAMoE"]),
         .testTarget(name: "CLITests", dependencies: ["LoRAMoE"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "HTTP", "LoRAMoE"]),
     ]
 )

@@ -71,7 +71,7 @@ public final class BatchScheduler: @unchecked Sendable {
     /// Most prompt tokens one job feeds per iteration, so a long prompt does
     /// not stall the other jobs' decoding for long.
     public let prefillChunk: Int
-    let pool: ComputePool
+    public let pool: ComputePool
 
     private let condition = NSCondition()
     private var pending: [Job] = []

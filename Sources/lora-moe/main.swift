@@ -1,5 +1,6 @@
 import Foundation
 import LoRAMoE
+import Server
 
 /// Entry point: `lora-moe COMMAND [options]`. Exit status 0 on success,
 /// 1 when the work fails (bad file, model error), 2 when the arguments are
@@ -9,6 +10,7 @@ let commands: [(name: String, summary: String, help: String, options: [Option]?,
     ("chat", "multi-turn chat with adjustable expert weights", ChatCommand.help, ChatCommand.options, ChatCommand.run),
     ("score", "log-probabilities of a continuation (parity and evaluation)", ScoreCommand.help, ScoreCommand.options, ScoreCommand.run),
     ("router", "fit a router that weighs experts by the prompt ('router fit')", RouterCommand.help, RouterCommand.fitOptions, RouterCommand.run),
+    ("serve", "OpenAI-compatible HTTP server with per-request blends", ServeCommand.help, ServeCommand.options, ServeCommand.run),
 ]
 
 let topLevelHelp = """
@@ -52,6 +54,9 @@ do {
     printError("lora-moe: error: \(error)")
     exit(2)
 } catch let error as ArrowRouterError where error.isRequestError {
+    printError("lora-moe: error: \(error)")
+    exit(2)
+} catch let error as APIError where error.status == 400 {
     printError("lora-moe: error: \(error)")
     exit(2)
 } catch let error as BlendError {
