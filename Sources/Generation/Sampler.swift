@@ -45,48 +45,96 @@ public struct Sampler {
     }
 
     /// The next token; `history` is every token so far (prompt and generated).
-    public mutating func sample(logits input: [Float], history: [Int]) -> Int {
+    public mutating func sample(logits: [Float], history: [Int]) -> Int {
+        if parameters.temperature == 0 {
+            var penalized = logits
+            applyRepeatPenalty(&penalized, history: history)
+            return Self.argmax(penalized)
+        }
+        let choices = distribution(logits: logits, history: history)
+        var draw = random.nextUnitInterval()
+        for choice in choices {
+            draw -= choice.probability
+            if draw < 0 { return choice.token }
+        }
+        return choices.last?.token ?? Self.argmax(logits)
+    }
+
+    /// The tokens left after every filter, with their renormalized
+    /// probabilities. Greedy decoding (temperature 0) gives the one most
+    /// likely token with probability 1.
+    public func distribution(logits input: [Float], history: [Int]) -> [(token: Int, probability: Double)] {
         var logits = input
         applyRepeatPenalty(&logits, history: history)
         if parameters.temperature == 0 {
-            return Self.argmax(logits)
+            return [(Self.argmax(logits), 1)]
         }
+        guard let maximum = logits.lazy.filter({ !$0.isNaN }).max() else { return [] }
 
-        // Candidates sorted by logit, most likely first (ties: lower id first).
-        var candidates = logits.indices.filter { !logits[$0].isNaN }
-        candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-        if parameters.topK > 0, candidates.count > parameters.topK {
-            candidates.removeLast(candidates.count - parameters.topK)
-        }
-        guard !candidates.isEmpty else { return Self.argmax(input) }
+        // Unnormalized probabilities after temperature: e = exp((logit - max) / T).
+        let temperature = parameters.temperature
+        let weights = logits.map { $0.isNaN ? 0 : exp(($0 - maximum) / temperature) }
+        let total = weights.reduce(0.0) { $0 + Double($1) }
 
-        var probabilities = Self.softmax(candidates.map { logits[$0] / parameters.temperature })
+        var candidates = orderedCandidates(logits, weights: weights, total: total)
+        var mass = parameters.topK > 0 ? candidates.reduce(0.0) { $0 + Double(weights[$1]) } : total
         if parameters.topP < 1 {
-            var cumulative: Float = 0
-            var keep = probabilities.count
-            for (index, probability) in probabilities.enumerated() {
-                cumulative += probability
-                if cumulative >= parameters.topP {
+            // Keep the most likely tokens until their share reaches top_p.
+            var cumulative = 0.0
+            var keep = candidates.count
+            for (index, token) in candidates.enumerated() {
+                cumulative += Double(weights[token])
+                if cumulative >= Double(parameters.topP) * mass {
                     keep = index + 1
                     break
                 }
             }
             candidates.removeLast(candidates.count - keep)
-            probabilities = Self.renormalized(Array(probabilities.prefix(keep)))
+            mass = cumulative
         }
-        if parameters.minP > 0, let top = probabilities.first {
-            let threshold = parameters.minP * top
-            let keep = max(1, probabilities.prefix { $0 >= threshold }.count)
+        if parameters.minP > 0, let first = candidates.first {
+            let threshold = parameters.minP * weights[first]
+            let keep = max(1, candidates.prefix { weights[$0] >= threshold }.count)
             candidates.removeLast(candidates.count - keep)
-            probabilities = Self.renormalized(Array(probabilities.prefix(keep)))
+            mass = candidates.reduce(0.0) { $0 + Double(weights[$1]) }
         }
+        return candidates.map { ($0, Double(weights[$0]) / mass) }
+    }
 
-        var draw = Float(random.nextUnitInterval())
-        for (index, probability) in probabilities.enumerated() {
-            draw -= probability
-            if draw < 0 { return candidates[index] }
+    /// The tokens the filters choose among. Sorted by logit, most likely first
+    /// (ties: lower id first), whenever top-k, top-p or min-p needs an order;
+    /// in id order when no filter is on, which avoids sorting the vocabulary.
+    private func orderedCandidates(_ logits: [Float], weights: [Float], total: Double) -> [Int] {
+        let byLikelihood: (Int, Int) -> Bool = { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        let valid = logits.indices.filter { !logits[$0].isNaN }
+        if parameters.topK > 0, parameters.topK < valid.count {
+            return Self.topIndices(valid, count: parameters.topK, by: byLikelihood)
         }
-        return candidates[candidates.count - 1]
+        guard parameters.topP < 1 || parameters.minP > 0 else { return valid }
+
+        // Sorting only the tokens above a tiny share of the top one is exact
+        // when the tail left out cannot reach top-p's cut and lies below
+        // min-p's threshold; otherwise sort everything.
+        let cutoff = Float(0x1p-20)
+        let head = valid.filter { weights[$0] >= cutoff }
+        let tail = total - head.reduce(0.0) { $0 + Double(weights[$1]) }
+        let topPSafe = parameters.topP >= 1 || tail < (1 - Double(parameters.topP)) * total
+        let minPSafe = parameters.minP == 0 || parameters.minP > cutoff
+        return (topPSafe && minPSafe ? head : valid).sorted(by: byLikelihood)
+    }
+
+    /// The `count` first elements of `indices` in `order`, sorted; a bounded
+    /// selection, so the cost grows with the vocabulary only linearly.
+    static func topIndices(_ indices: [Int], count: Int, by order: (Int, Int) -> Bool) -> [Int] {
+        var best = Array(indices.prefix(count)).sorted(by: order)
+        for index in indices.dropFirst(count) {
+            guard let last = best.last, order(index, last) else { continue }
+            // Insert keeping `best` sorted; top-k lists are short.
+            let position = best.firstIndex { order(index, $0) } ?? best.count
+            best.insert(index, at: position)
+            best.removeLast()
+        }
+        return best
     }
 
     private func applyRepeatPenalty(_ logits: inout [Float], history: [Int]) {
@@ -107,15 +155,4 @@ public struct Sampler {
         return best
     }
 
-    static func softmax(_ values: [Float]) -> [Float] {
-        guard let maximum = values.max() else { return [] }
-        let exponentials = values.map { exp($0 - maximum) }
-        let sum = exponentials.reduce(0, +)
-        return exponentials.map { $0 / sum }
-    }
-
-    static func renormalized(_ values: [Float]) -> [Float] {
-        let sum = values.reduce(0, +)
-        return sum > 0 ? values.map { $0 / sum } : values
-    }
 }

@@ -159,3 +159,67 @@ struct StopStringTests {
         #expect(matcher.append("abc") == ("abc", false))
     }
 }
+
+/// The filtered distribution against a slow reference that sorts the whole
+/// vocabulary and applies each filter in transformers' order.
+struct SamplerDistributionTests {
+    func referenceDistribution(_ logits: [Float], _ settings: SamplingParameters) -> [Int: Double] {
+        var order = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        if settings.topK > 0 { order = Array(order.prefix(settings.topK)) }
+        let maximum = logits.max() ?? 0
+        var probabilities = order.map { exp(Double((logits[$0] - maximum) / settings.temperature)) }
+        func normalize() {
+            let sum = probabilities.reduce(0, +)
+            probabilities = probabilities.map { $0 / sum }
+        }
+        normalize()
+        if settings.topP < 1 {
+            var cumulative = 0.0
+            var keep = order.count
+            for (index, probability) in probabilities.enumerated() {
+                cumulative += probability
+                if cumulative >= Double(settings.topP) - 1e-12 { keep = index + 1; break }
+            }
+            order = Array(order.prefix(keep))
+            probabilities = Array(probabilities.prefix(keep))
+            normalize()
+        }
+        if settings.minP > 0 {
+            let threshold = Double(settings.minP) * (probabilities.first ?? 0)
+            let keep = max(1, probabilities.prefix { $0 >= threshold }.count)
+            order = Array(order.prefix(keep))
+            probabilities = Array(probabilities.prefix(keep))
+            normalize()
+        }
+        return Dictionary(uniqueKeysWithValues: zip(order, probabilities))
+    }
+
+    @Test func matchesSortingReference() {
+        var random = SeededGenerator(seed: 5)
+        let settingsTable: [(Int, Float, Float, Float)] = [
+            (0, 1, 0, 1), (0, 1, 0, 0.7), (40, 1, 0, 0.8), (0, 0.9, 0, 1), (0, 0.5, 0, 1.3), (0, 1, 0.05, 1),
+            (40, 0.95, 0.05, 0.8), (5, 0.3, 0.2, 2), (0, 0.999, 0, 1),
+        ]
+        for (topK, topP, minP, temperature) in settingsTable {
+            for trial in 0..<5 {
+                // Logits with a peaked head and a long tail, like a language model's.
+                let logits = (0..<3000).map { index -> Float in
+                    let noise = Float(random.nextUnitInterval()) * 4
+                    return index < 20 ? 8 + noise : noise - 4 + Float(trial)
+                }
+                var settings = SamplingParameters()
+                settings.topK = topK
+                settings.topP = topP
+                settings.minP = minP
+                settings.temperature = temperature
+                let expected = referenceDistribution(logits, settings)
+                let actual = Sampler(parameters: settings).distribution(logits: logits, history: [])
+                let label = "k \(topK) p \(topP) min-p \(minP) T \(temperature) trial \(trial)"
+                #expect(actual.count == expected.count, "\(label)")
+                for (token, probability) in actual {
+                    #expect(abs(probability - (expected[token] ?? -1)) < 1e-5, "\(label) token \(token)")
+                }
+            }
+        }
+    }
+}
