@@ -11,6 +11,7 @@ let commands: [(name: String, summary: String, help: String, options: [Option]?,
     ("score", "log-probabilities of a continuation (parity and evaluation)", ScoreCommand.help, ScoreCommand.options, ScoreCommand.run),
     ("router", "fit a router that weighs experts by the prompt ('router fit')", RouterCommand.help, RouterCommand.fitOptions, RouterCommand.run),
     ("serve", "OpenAI-compatible HTTP server with per-request blends", ServeCommand.help, ServeCommand.options, ServeCommand.run),
+    ("bench", "measure prefill and decode speed, first-token time and memory", BenchCommand.help, BenchCommand.options, BenchCommand.run),
 ]
 
 let topLevelHelp = """

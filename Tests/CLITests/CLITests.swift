@@ -11,7 +11,7 @@ struct CLIArgumentTests {
     }
 
     @Test func everyCommandHasHelp() throws {
-        for command in ["generate", "score", "chat"] {
+        for command in ["generate", "score", "chat", "serve", "bench"] {
             let output = try CLI.run([command, "--help"])
             #expect(output.status == 0, "\(command)")
             #expect(output.stdout.contains("usage: lora-moe \(command)"))
@@ -258,5 +258,20 @@ struct CLIChatTests {
         let output = try CLI.run(["chat", "--model", CLI.smolLM2, "--temperature", "0"], stdin: "")
         #expect(output.status == 0)
         #expect(output.stdout.isEmpty)
+    }
+}
+
+struct CLIBenchTests {
+    @Test func benchReportsSpeedAndMemory() throws {
+        let output = try CLI.run(["bench", "--model", CLI.smolLM2, "--prompt-tokens", "16", "--gen-tokens", "4", "--runs", "1",
+                                  "--warmup", "0", "--json", "--experts", CLI.realAdapter("a")])
+        #expect(output.status == 0, "\(output.stderr)")
+        let json = try #require(CLI.parseJSON(output.stdout))
+        for key in ["prefill_tps", "decode_tps", "time_to_first_token_s", "load_s", "peak_rss_bytes"] {
+            #expect((json[key] as? Double ?? Double(json[key] as? Int ?? -1)) > 0, "\(key)")
+        }
+        #expect(json["experts"] as? [String] == ["a"])
+        let tooLong = try CLI.run(["bench", "--model", CLI.smolLM2, "--prompt-tokens", "9000"])
+        #expect(tooLong.status == 2)
     }
 }
