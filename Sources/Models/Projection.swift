@@ -71,6 +71,14 @@ public protocol ProjectionDelta: Sendable {
         rows: Int,
         output: UnsafeMutablePointer<Float>,
         pool: ComputePool)
+
+    /// A weight that replaces the base weight of `projection` (a blend merged
+    /// into a private copy), or nil to use the base weight.
+    func mergedWeight(for projection: ProjectionID) -> WeightMatrix?
+}
+
+extension ProjectionDelta {
+    public func mergedWeight(for projection: ProjectionID) -> WeightMatrix? { nil }
 }
 
 extension Projection {
@@ -84,7 +92,16 @@ extension Projection {
         segments: [RowSegment],
         pool: ComputePool
     ) {
-        Kernels.linear(weight: weight, input: input, rows: rows, output: output, pool: pool)
+        if segments.contains(where: { $0.delta?.mergedWeight(for: id) != nil }) {
+            // Some sequence runs a merged blend: each segment uses its own weight.
+            for segment in segments {
+                let first = segment.rows.lowerBound
+                Kernels.linear(weight: segment.delta?.mergedWeight(for: id) ?? weight, input: input + first * inFeatures,
+                               rows: segment.rows.count, output: output + first * outFeatures, pool: pool)
+            }
+        } else {
+            Kernels.linear(weight: weight, input: input, rows: rows, output: output, pool: pool)
+        }
         if let bias {
             bias.withUnsafeBufferPointer { b in
                 for row in 0..<rows {

@@ -12,16 +12,21 @@ public final class WeightedRouter: Router, DeltaSource {
     private struct Snapshot {
         var version: Int
         var weights: [Double]
-        var blend: ExpertBlend?
+        var blend: (any ProjectionDelta)?
     }
 
     private let current: Mutex<Snapshot>
     /// Serializes writers, so the last `setWeights` call is the one in force.
     private let writer = Mutex(())
 
-    public init(experts: [LoRAAdapter], weights: [Double]) throws {
+    let build: BlendBuilder
+
+    /// `build` makes the delta for each new set of weights (fused by default;
+    /// a merged builder re-merges on every change).
+    public init(experts: [LoRAAdapter], weights: [Double], build: @escaping BlendBuilder = fusedBlend) throws {
         self.experts = experts
-        let blend = experts.isEmpty ? nil : try ExpertBlend(experts: experts, weights: weights)
+        self.build = build
+        let blend = try build(experts, weights)
         current = Mutex(Snapshot(version: 0, weights: weights, blend: blend))
     }
 
@@ -35,7 +40,9 @@ public final class WeightedRouter: Router, DeltaSource {
     /// see either the old weights or the new ones, never a partial update.
     public func setWeights(_ weights: [Double]) throws {
         try writer.withLock { _ in
-            let blend = experts.isEmpty ? nil : try ExpertBlend(experts: experts, weights: weights)
+            // Validates the weights even when there is nothing to blend.
+            _ = try ExpertBlend(experts: experts, weights: weights)
+            let blend = try build(experts, weights)
             current.withLock { snapshot in
                 snapshot = Snapshot(version: snapshot.version + 1, weights: weights, blend: blend)
             }

@@ -14,7 +14,7 @@ enum BenchCommand {
         Option(name: "gen-tokens", valueName: "N", help: "tokens decoded one at a time after the prompt (default 128)"),
         Option(name: "runs", valueName: "N", help: "measured runs; the median is reported (default 3)"),
         Option(name: "warmup", valueName: "N", help: "unmeasured runs first (default 1)"),
-        SharedOptions.threads, SharedOptions.json,
+        SharedOptions.merge, SharedOptions.threads, SharedOptions.json,
     ]
 
     static let help = helpText(

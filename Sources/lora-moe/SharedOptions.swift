@@ -20,6 +20,8 @@ enum SharedOptions {
     static let routerTemperature = Option(name: "router-temperature", valueName: "T", help: "softmax temperature of the router's scores (default: the router file's, arrow 1.0)")
     static let routerMinWeight = Option(name: "router-min-weight", valueName: "W", help: "drop experts whose routed weight is below W, then renormalize (router files only)")
 
+    static let merge = Option(name: "merge", valueName: "auto|on|off", help: "fold the --weights blend into a private copy of the adapted weights, so decoding costs what the base model costs; auto merges fixed blends when the copy fits in half of the available memory (default auto)")
+
     /// The options that choose a router.
     static let routing = [router, routerTopK, routerTemperature, routerMinWeight]
 }
@@ -56,6 +58,9 @@ struct LoadedModel {
         }
 
         if arguments.string("router") != nil {
+            if let merge = arguments.string("merge"), merge != "off", merge != "auto" {
+                throw UsageError(message: "--merge \(merge) applies to --weights blends, not to --router", command: arguments.command)
+            }
             if specs.isEmpty {
                 throw UsageError(message: "--router needs --experts", command: arguments.command)
             }
@@ -83,6 +88,7 @@ struct LoadedModel {
             throw UsageError(message: "--context must be at least 1, got \(contextLength)", command: arguments.command)
         }
 
+        let pool = threads.map { ComputePool(threadCount: $0) } ?? .allCores
         let engine = try Engine(directory: directory)
         if let contextLength, contextLength > engine.model.config.maxPositionEmbeddings {
             throw UsageError(message: "--context \(contextLength) exceeds the model's max_position_embeddings (\(engine.model.config.maxPositionEmbeddings))", command: arguments.command)
@@ -95,14 +101,15 @@ struct LoadedModel {
             for option in ["router-top-k", "router-temperature", "router-min-weight"] where arguments.string(option) != nil {
                 throw UsageError(message: "--\(option) needs --router", command: arguments.command)
             }
+            let build = try blendBuilder(arguments, model: engine.model, experts: experts, weights: weights, mode: weightsMode, pool: pool)
             switch weightsMode {
-            case .fixed: router = try StaticRouter(experts: experts, weights: weights)
-            case .adjustable: router = try WeightedRouter(experts: experts, weights: weights)
+            case .fixed: router = try StaticRouter(experts: experts, weights: weights, build: build)
+            case .adjustable: router = try WeightedRouter(experts: experts, weights: weights, build: build)
             }
         }
         return LoadedModel(
             engine: engine, experts: experts, router: router,
-            pool: threads.map { ComputePool(threadCount: $0) } ?? .allCores,
+            pool: pool,
             contextLength: contextLength,
             loadSeconds: Date().timeIntervalSince(start))
     }
@@ -162,7 +169,7 @@ func describe(_ decision: RoutingDecision, experts: [LoRAAdapter]) -> [String: A
         if let scores = decision.scores { entry["score"] = scores[index] }
         entries.append(entry)
     }
-    return ["router": decision.router, "experts": entries]
+    return ["router": decision.router, "experts": entries, "merged": decision.source.deltaForStep() is MergedBlend]
 }
 
 /// One line naming each expert and its weight, for stderr.
@@ -172,7 +179,8 @@ func summarize(_ decision: RoutingDecision) -> String {
         return "\(decision.router) router over \(decision.experts.joined(separator: ", ")) (per token)"
     }
     let terms = zip(decision.experts, weights).map { "\($0)=\(formatWeight($1))" }.joined(separator: " + ")
-    return decision.router == "static" ? terms : "\(decision.router) router: \(terms)"
+    let merged = decision.source.deltaForStep() is MergedBlend ? " (merged)" : ""
+    return (decision.router == "static" ? terms : "\(decision.router) router: \(terms)") + merged
 }
 
 func formatWeight(_ weight: Double) -> String {
@@ -224,4 +232,41 @@ func makeInputRouter(_ name: String, arguments: ParsedArguments, model: Language
     if let topK { overrides.topK = .some(topK) }
     overrides.minWeight = minWeight
     return try RouterFile.loadRouter(from: URL(fileURLWithPath: name), model: model, experts: experts, overrides: overrides)
+}
+
+/// Fused or merged blends, from `--merge auto|on|off`. `auto` merges a fixed
+/// blend when the float32 copies of the adapted weights need less than half
+/// of the memory the system reports as available; weights that change while
+/// running (chat) stay fused, because each change would need a new merge.
+func blendBuilder(
+    _ arguments: ParsedArguments, model: LanguageModel, experts: [LoRAAdapter], weights: [Double],
+    mode: WeightsMode, pool: ComputePool
+) throws -> BlendBuilder {
+    let choice = arguments.string("merge") ?? "auto"
+    let merged: BlendBuilder = { experts, weights in
+        experts.isEmpty ? nil : try MergedBlend(model: model, experts: experts, weights: weights, pool: pool)
+    }
+    switch choice {
+    case "on":
+        return merged
+    case "off":
+        return fusedBlend
+    case "auto":
+        guard mode == .fixed, !experts.isEmpty else { return fusedBlend }
+        let bytes = MergedBlend.estimatedByteCount(model: model, experts: experts, weights: weights)
+        guard let available = availableMemoryBytes(), bytes < available / 2 else { return fusedBlend }
+        return merged
+    default:
+        throw UsageError(message: "--merge expects auto, on or off, got '\(choice)'", command: arguments.command)
+    }
+}
+
+/// Memory available to new allocations (Linux: MemAvailable in
+/// /proc/meminfo); nil where it cannot be read.
+func availableMemoryBytes() -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+          let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+    else { return nil }
+    return kilobytes * 1024
 }

@@ -219,3 +219,54 @@ struct AdapterConfigEdgeTests {
         }
     }
 }
+
+/// A blend merged into the weights must give what the unmerged blend gives.
+struct MergedBlendTests {
+    @Test(arguments: ["qwen3-f32", "qwen2-bf16", "llama-f16"])
+    func mergedEqualsUnmerged(modelName: String) throws {
+        let model = try TinyFixtures.model(modelName)
+        let names = TinyFixtures.goldens.cases.filter { $0.model == modelName && !$0.experts.isEmpty }
+            .flatMap(\.experts)
+        let unique = Array(Set(names)).sorted().prefix(3)
+        let experts = try unique.map { try LoRAAdapter(directory: TinyFixtures.adapterURL($0), modelConfig: model.config) }
+        let weights = [0.8, -0.5, 1.3].prefix(experts.count).map { $0 }
+        let prompt = [5, 17, 42, 99, 3, 250, 7, 8]
+        let continuation = [11, 12, 300, 4, 1]
+
+        let fused = try ExpertBlend(experts: experts, weights: weights)
+        let merged = try MergedBlend(model: model, experts: experts, weights: weights)
+        #expect(merged.mergedByteCount == MergedBlend.estimatedByteCount(model: model, experts: experts, weights: weights))
+        let expected = try continuationLogprobs(model, prompt: prompt, continuation: continuation, delta: fused)
+        let actual = try continuationLogprobs(model, prompt: prompt, continuation: continuation, delta: merged)
+        for (a, b) in zip(actual, expected) {
+            #expect(abs(a - b) < 1e-4, "\(modelName)")
+        }
+        #expect(try greedyTokens(model, prompt: prompt, count: 8, delta: merged) == greedyTokens(model, prompt: prompt, count: 8, delta: fused))
+    }
+
+    @Test func zeroWeightsMergeNothing() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let expert = try LoRAAdapter(directory: TinyFixtures.adapterURL("all-seven"), modelConfig: model.config)
+        let merged = try MergedBlend(model: model, experts: [expert], weights: [0])
+        #expect(merged.mergedByteCount == 0)
+        let prompt = [1, 2, 3, 4]
+        #expect(try continuationLogprobs(model, prompt: prompt, continuation: [5, 6], delta: merged)
+                == continuationLogprobs(model, prompt: prompt, continuation: [5, 6], delta: nil))
+    }
+
+    @Test func mergedBlendRunsInABatchWithOthers() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let expert = try LoRAAdapter(directory: TinyFixtures.adapterURL("basic"), modelConfig: model.config)
+        let merged = try MergedBlend(model: model, experts: [expert], weights: [1])
+        let fused = try ExpertBlend(experts: [expert], weights: [1])
+        let states = (0..<2).map { _ in model.makeState() }
+        let batched = try model.forward(batch: [BatchEntry(tokens: [3, 4], state: states[0], delta: merged),
+                                                BatchEntry(tokens: [3, 4], state: states[1], delta: nil)],
+                                        buffers: model.makeBatchBuffers())
+        let vocab = model.config.vocabSize
+        let alone = try model.forward([3, 4], state: model.makeState(), delta: fused)
+        let base = try model.forward([3, 4], state: model.makeState(), delta: nil)
+        #expect(zip(batched[0..<vocab], alone).map { abs($0 - $1) }.max() ?? 1 < 1e-4)
+        #expect(zip(batched[vocab...], base).map { abs($0 - $1) }.max() ?? 1 < 1e-5)
+    }
+}

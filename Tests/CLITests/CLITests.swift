@@ -275,3 +275,21 @@ struct CLIBenchTests {
         #expect(tooLong.status == 2)
     }
 }
+
+struct CLIMergeTests {
+    @Test func mergedAndFusedBlendsGiveTheSameTokens() throws {
+        let experts = "a=\(CLI.realAdapter("a")),b=\(CLI.realAdapter("b"))"
+        func run(_ merge: String) throws -> [String: Any]? {
+            CLI.parseJSON(try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "Describe a cat.", "--experts", experts,
+                                       "--weights", "0.8,-0.4", "--temperature", "0", "--max-tokens", "16", "--merge", merge, "--json"]).stdout)
+        }
+        let merged = try #require(try run("on"))
+        let fused = try #require(try run("off"))
+        #expect(merged["merged"] as? Bool == true)
+        #expect(fused["merged"] as? Bool == false)
+        #expect(merged["token_ids"] as? [Int] == fused["token_ids"] as? [Int])
+        let bad = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--merge", "maybe"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("--merge expects auto, on or off"))
+    }
+}
