@@ -1,20 +1,24 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// The hot kernels use Swift SIMD types. Without AVX2 and FMA enabled, the
-// compiler targets baseline x86-64 and lowers every fused multiply-add to a
-// per-lane library call, which made decoding about 8x and prefill about 45x
-// slower (bench/build-flags.sh, results in docs/BENCHMARKS.md). The manifest is
-// compiled for the host, so this check enables the flags only when building on
-// x86-64; other architectures get the compiler's defaults. Set
-// LORA_MOE_PORTABLE=1 to build a binary for x86-64 machines without AVX2.
+// The hot kernels use Swift SIMD types and C (the CKernels target, for the
+// integer instructions of the quantized formats). Without AVX2 and FMA
+// enabled, the compiler targets baseline x86-64 and lowers every fused
+// multiply-add to a per-lane library call, which made decoding about 8x and
+// prefill about 45x slower (bench/build-flags.sh, results in
+// docs/BENCHMARKS.md). The manifest is compiled for the host, so this check
+// enables the flags only when building on x86-64; other architectures get the
+// compiler's defaults and CKernels' plain-C paths. Set LORA_MOE_PORTABLE=1 to
+// build a binary for x86-64 machines without AVX2.
 //
 // NOTE: SwiftPM rejects unsafe flags in packages used as remote dependencies;
 // depend on lora-moe through a local path or build with LORA_MOE_PORTABLE=1.
 var kernelSettings: [SwiftSetting] = []
+var cKernelSettings: [CSetting] = []
 #if arch(x86_64)
 if Context.environment["LORA_MOE_PORTABLE"] == nil {
     kernelSettings.append(.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c"]))
+    cKernelSettings.append(.unsafeFlags(["-mavx2", "-mfma", "-mf16c"]))
 }
 #endif
 
@@ -27,7 +31,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "JSON"),
-        .target(name: "Tensor", swiftSettings: kernelSettings),
+        .target(name: "CKernels", cSettings: cKernelSettings),
+        .target(name: "Tensor", dependencies: ["CKernels"], swiftSettings: kernelSettings),
         .target(name: "SafeTensors", dependencies: ["Tensor"]),
         .target(name: "Tokenizers", dependencies: ["JSON"]),
         .target(name: "Models", dependencies: ["JSON", "Tensor", "SafeTensors"], swiftSettings: kernelSettings),
@@ -43,6 +48,8 @@ let package = Package(
         .target(name: "HTTP", dependencies: ["CMicroHTTPD"]),
         .target(name: "Server", dependencies: ["HTTP", "LoRAMoE"]),
         .executableTarget(name: "lora-moe", dependencies: ["LoRAMoE", "Server", "HTTP"]),
+        .executableTarget(name: "kernel-bench", dependencies: ["Tensor", "CKernels"], path: "bench/kernel-bench",
+                          swiftSettings: kernelSettings),
 
         .target(name: "TestSupport", dependencies: ["Models", "Adapters"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Memory owned by a tensor that does not live in a mapped file.
 public final class OwnedBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutableRawPointer
@@ -13,6 +15,8 @@ public final class OwnedBuffer: @unchecked Sendable {
 
 /// A read-only row-major matrix `[rows, columns]` whose elements are stored in
 /// `dtype`, usually a zero-copy view into a memory-mapped safetensors file.
+/// Quantized matrices (`.q8_0`, `.q4_0`) come from `quantized(to:pool:)` and
+/// follow the layout described in Quantization.swift.
 /// A PyTorch `nn.Linear` weight is `[out_features, in_features]`.
 public struct WeightMatrix: @unchecked Sendable {
     // SAFETY: the memory at `base` is never written after construction and
@@ -40,26 +44,42 @@ public struct WeightMatrix: @unchecked Sendable {
         self.init(rows: rows, columns: columns, dtype: .f32, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
     }
 
-    /// Bytes of one row.
-    public var rowByteCount: Int { columns * dtype.byteSize }
+    /// Bytes of one row. For quantized types: its quants plus its scales,
+    /// which are stored apart (see `QuantizedLayout`).
+    public var rowByteCount: Int {
+        if let layout = quantizedLayout { return layout.quantRowBytes + layout.blocksPerRow * 2 }
+        return columns * dtype.byteSize
+    }
 
     /// Bytes of the whole matrix.
-    public var byteCount: Int { rows * rowByteCount }
+    public var byteCount: Int {
+        if let layout = quantizedLayout { return layout.byteCount }
+        return rows * rowByteCount
+    }
 
     /// Widens row `row` into `destination[0..<columns]`.
     public func copyRow(_ row: Int, to destination: UnsafeMutablePointer<Float>) {
         precondition(row >= 0 && row < rows, "WeightMatrix.copyRow: row \(row) outside 0..<\(rows)")
-        convertToFloat(base + row * rowByteCount, dtype: dtype, count: columns, into: destination)
+        if let layout = quantizedLayout {
+            layout.dequantizeRow(base, row: row, into: destination)
+        } else {
+            convertToFloat(base + row * rowByteCount, dtype: dtype, count: columns, into: destination)
+        }
     }
 
     /// Element at (`row`, `column`), widened to Float. Slow; for tests and one-off reads.
     public func element(row: Int, column: Int) -> Float {
         precondition(row >= 0 && row < rows && column >= 0 && column < columns, "WeightMatrix.element: index outside [\(rows), \(columns)]")
+        if let layout = quantizedLayout {
+            let scale = floatFromFloat16(layout.scaleBits(base, row: row, block: column / QuantizedLayout.blockSize))
+            return scale * Float(layout.signedQuant(base, row: row, column: column))
+        }
         let address = base + (row * columns + column) * dtype.byteSize
         switch dtype {
         case .f32: return address.loadUnaligned(as: Float.self)
         case .bf16: return floatFromBFloat16(address.loadUnaligned(as: UInt16.self))
         case .f16: return floatFromFloat16(address.loadUnaligned(as: UInt16.self))
+        case .q8_0, .q4_0: preconditionFailure("unreachable: quantized types return above")
         }
     }
 
@@ -67,7 +87,11 @@ public struct WeightMatrix: @unchecked Sendable {
     public func toFloatArray() -> [Float] {
         [Float](unsafeUninitializedCapacity: rows * columns) { buffer, count in
             if rows * columns > 0 {
-                convertToFloat(base, dtype: dtype, count: rows * columns, into: buffer.baseAddress!)
+                if dtype.isQuantized {
+                    for row in 0..<rows { copyRow(row, to: buffer.baseAddress! + row * columns) }
+                } else {
+                    convertToFloat(base, dtype: dtype, count: rows * columns, into: buffer.baseAddress!)
+                }
             }
             count = rows * columns
         }
@@ -75,21 +99,18 @@ public struct WeightMatrix: @unchecked Sendable {
 }
 
 /// Widens `count` elements of `dtype` at `source` into `destination`.
+/// Traps for quantized types, whose elements need their block's scale; use
+/// `WeightMatrix.copyRow` for those.
 @inline(__always)
 public func convertToFloat(_ source: UnsafeRawPointer, dtype: DType, count: Int, into destination: UnsafeMutablePointer<Float>) {
     switch dtype {
     case .f32:
         destination.update(from: source.assumingMemoryBound(to: Float.self), count: count)
     case .bf16:
-        // Plain loop on purpose: LLVM vectorizes the widening shift.
-        let halves = source.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count {
-            destination[i] = Float(bitPattern: UInt32(halves[i]) << 16)
-        }
+        ck_bf16_to_f32(source.assumingMemoryBound(to: UInt16.self), destination, count)
     case .f16:
-        let halves = source.assumingMemoryBound(to: UInt16.self)
-        for i in 0..<count {
-            destination[i] = floatFromFloat16(halves[i])
-        }
+        ck_f16_to_f32(source.assumingMemoryBound(to: UInt16.self), destination, count)
+    case .q8_0, .q4_0:
+        preconditionFailure("convertToFloat: \(dtype.rawValue) is block-quantized; use WeightMatrix.copyRow")
     }
 }

@@ -2,34 +2,6 @@ import Foundation
 import Testing
 import Tensor
 
-/// Deterministic pseudo-random values in [-1, 1).
-func randomValues(_ count: Int, seed: UInt64) -> [Float] {
-    var state = seed &* 6364136223846793005 &+ 1442695040888963407
-    return (0..<count).map { _ in
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        return Float(Int64(bitPattern: state >> 11) % 2_000_000) / 1_000_000 - 1
-    }
-}
-
-/// A matrix stored in `dtype`, built from f32 values rounded to that type.
-func makeMatrix(_ values: [Float], rows: Int, columns: Int, dtype: DType) -> WeightMatrix {
-    switch dtype {
-    case .f32:
-        return WeightMatrix(copying: values, rows: rows, columns: columns)
-    case .bf16, .f16:
-        let buffer = OwnedBuffer(byteCount: values.count * 2)
-        let halves = buffer.pointer.bindMemory(to: UInt16.self, capacity: values.count)
-        for (i, value) in values.enumerated() {
-            halves[i] = dtype == .bf16 ? bfloat16FromFloat(value) : float16FromFloat(value)
-        }
-        return WeightMatrix(rows: rows, columns: columns, dtype: dtype, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
-    }
-}
-
-func maxAbsoluteDifference(_ a: [Float], _ b: [Float]) -> Float {
-    zip(a, b).map { abs($0 - $1) }.max() ?? 0
-}
-
 struct LinearKernelTests {
     /// Shapes chosen to hit the 4-row blocks, a leftover row block, the
     /// 8-wide vector loop and its scalar tail, and odd input row counts.
@@ -37,7 +9,7 @@ struct LinearKernelTests {
         (1, 1, 1), (1, 4, 8), (1, 7, 13), (2, 9, 16), (3, 33, 70), (5, 64, 576), (17, 130, 257),
     ]
 
-    @Test(arguments: DType.allCases)
+    @Test(arguments: [DType.f32, .f16, .bf16])
     func linearMatchesReference(dtype: DType) {
         for (index, shape) in Self.shapes.enumerated() {
             let weight = makeMatrix(randomValues(shape.out * shape.in, seed: UInt64(index)), rows: shape.out, columns: shape.in, dtype: dtype)
@@ -191,6 +163,22 @@ struct ElementwiseKernelTests {
                 }
                 #expect((0..<count).allSatisfy { seen[$0] == 1 }, "count \(count) threads \(threads)")
             }
+        }
+    }
+}
+
+struct ActivationTests {
+    @Test func siluMultiplyMatchesFormula() {
+        let gate = randomValues(1003, seed: 12).enumerated().map { $0.element * Float(1 + $0.offset % 90) }
+        let up = randomValues(1003, seed: 13)
+        var output = gate
+        output.withUnsafeMutableBufferPointer { g in
+            up.withUnsafeBufferPointer { Kernels.siluMultiply(gate: g.baseAddress!, up: $0.baseAddress!, count: 1003) }
+        }
+        for i in 0..<1003 {
+            let x = Double(gate[i])
+            let expected = x / (1 + exp(-x)) * Double(up[i])
+            #expect(abs(Double(output[i]) - expected) <= 2e-6 * max(1, abs(expected)), "index \(i) gate \(gate[i])")
         }
     }
 }
