@@ -6,8 +6,9 @@ import Tensor
 /// costs exactly what the base model costs. Unadapted projections keep the
 /// shared base weights.
 ///
-/// Memory: one float32 copy of every projection an active expert adapts
-/// (`mergedByteCount`). A change of weights needs a new merge.
+/// Memory: one copy of every projection an active expert adapts
+/// (`mergedByteCount`), in float32, or in the base's format when the base
+/// is quantized. A change of weights needs a new merge.
 public final class MergedBlend: ProjectionDelta {
     public let experts: [LoRAAdapter]
     public let weights: [Double]
@@ -55,14 +56,17 @@ public final class MergedBlend: ProjectionDelta {
                 }
             }
         }
-        return WeightMatrix(copying: result, rows: outCount, columns: inCount)
+        let merged = WeightMatrix(copying: result, rows: outCount, columns: inCount)
+        // A quantized base stays quantized, so merging keeps its speed; the
+        // merged weights are rounded to the same format.
+        return base.dtype.isQuantized ? merged.quantized(to: base.dtype, pool: pool) : merged
     }
 
     /// Bytes of the merged copies.
     public var mergedByteCount: Int { merged.reduce(0) { $0 + ($1?.byteCount ?? 0) } }
 
-    /// Bytes a merge of these experts would take, without merging: float32
-    /// copies of the projections any active expert adapts.
+    /// Bytes a merge of these experts would take at most, without merging:
+    /// float32 copies of the projections any active expert adapts.
     public static func estimatedByteCount(model: LanguageModel, experts: [LoRAAdapter], weights: [Double]) -> Int {
         var adapted = Set<ProjectionID>()
         for (expert, weight) in zip(experts, weights) where abs(weight) >= ExpertBlend.skipThreshold {

@@ -15,13 +15,13 @@ public final class Engine: Sendable {
     /// `repetition_penalty`); `do_sample: false` there means greedy.
     public let samplingDefaults: SamplingParameters
 
-    public init(directory: URL) throws {
+    public init(directory: URL, options: ModelLoadOptions = ModelLoadOptions()) throws {
         self.directory = directory
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw EngineError.modelDirectoryNotFound(directory.path)
         }
-        model = try LanguageModel(directory: directory)
+        model = try LanguageModel(directory: directory, options: options)
         tokenizer = try Tokenizer(directory: directory)
         // A model may have more embedding rows than tokens (padding), never fewer.
         guard tokenizer.vocabularySize <= model.config.vocabSize else {

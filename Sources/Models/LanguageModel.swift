@@ -2,6 +2,22 @@ import Foundation
 import SafeTensors
 import Tensor
 
+/// How to load a model.
+public struct ModelLoadOptions: Sendable {
+    /// Quantize the projection, embedding and lm_head weights at load
+    /// (`.q8_0` or `.q4_0`); nil keeps the stored type.
+    public var quantization: DType?
+    /// Element type of the KV caches `makeState` creates.
+    public var kvCacheType: KVCacheType = .f32
+    /// Threads used while quantizing.
+    public var pool: ComputePool = .allCores
+
+    public init(quantization: DType? = nil, kvCacheType: KVCacheType = .f32) {
+        self.quantization = quantization
+        self.kvCacheType = kvCacheType
+    }
+}
+
 /// Which positions of a forward pass produce logits.
 public enum LogitSelection: Sendable {
     /// None: only fill the cache (prompt prefill before more tokens arrive).
@@ -25,11 +41,19 @@ public final class LanguageModel: Sendable {
     /// are processed in chunks of this size to bound scratch memory.
     public static let defaultChunkRows = 256
 
-    public init(directory: URL) throws {
+    public let options: ModelLoadOptions
+
+    public init(directory: URL, options: ModelLoadOptions = ModelLoadOptions()) throws {
         self.directory = directory
+        self.options = options
         config = try ModelConfig.load(directory: directory)
         let tensors = try ModelTensors(directory: directory)
-        weights = try ModelWeights(tensors: tensors, config: config)
+        let mapped = try ModelWeights(tensors: tensors, config: config)
+        if let quantization = options.quantization {
+            weights = mapped.quantized(to: quantization, tied: config.tieWordEmbeddings, pool: options.pool)
+        } else {
+            weights = mapped
+        }
         rotary = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
     }
 
@@ -48,10 +72,11 @@ public final class LanguageModel: Sendable {
     }
 
     /// A fresh run state; `contextLength` defaults to `max_position_embeddings`
-    /// and may not exceed it.
-    public func makeState(contextLength: Int? = nil) -> ModelState {
+    /// and may not exceed it. The cache type defaults to the model's
+    /// `options.kvCacheType`.
+    public func makeState(contextLength: Int? = nil, cacheType: KVCacheType? = nil) -> ModelState {
         let length = min(contextLength ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings)
-        return ModelState(config: config, contextLength: max(1, length))
+        return ModelState(config: config, contextLength: max(1, length), cacheType: cacheType ?? options.kvCacheType)
     }
 
     /// Runs `tokens` at positions `state.count ..< state.count + tokens.count`,
@@ -191,14 +216,13 @@ public final class LanguageModel: Sendable {
         let width = c.keyValueWidth
         for segment in segments {
             let first = segment.rows.lowerBound
-            let state = segment.state
-            (state.keys[index] + segment.firstPosition * width).update(from: b.key + first * width, count: segment.rows.count * width)
-            (state.values[index] + segment.firstPosition * width).update(from: b.value + first * width, count: segment.rows.count * width)
+            segment.state.store(layer: index, position: segment.firstPosition, keys: b.key + first * width,
+                                values: b.value + first * width, rows: segment.rows.count)
             let shape = AttentionShape(
                 queryHeads: c.numAttentionHeads, keyValueHeads: c.numKeyValueHeads, headDim: c.headDim,
                 rows: segment.rows.count, firstPosition: segment.firstPosition, scale: 1 / Float(c.headDim).squareRoot())
-            Kernels.attention(queries: b.query + first * c.queryWidth, keys: state.keys[index], values: state.values[index],
-                              output: b.attention + first * c.queryWidth, shape: shape, pool: pool)
+            segment.state.attend(layer: index, queries: b.query + first * c.queryWidth,
+                                 output: b.attention + first * c.queryWidth, shape: shape, pool: pool)
         }
         layer.oProj.apply(input: b.attention, rows: rows, output: b.projected, segments: segments, pool: pool)
         Kernels.add(b.hidden, b.projected, count: rows * hidden)

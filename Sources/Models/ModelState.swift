@@ -1,20 +1,31 @@
+import Tensor
+
+/// Element type of the key/value cache.
+public enum KVCacheType: String, Sendable, CaseIterable {
+    case f32
+    /// Half the memory; keys and values are rounded to binary16 when stored.
+    case f16
+}
+
 /// Per-sequence run state: the key/value cache of every layer and the
 /// activation buffers of a forward pass. Not thread-safe; one per sequence.
 public final class ModelState {
     public let config: ModelConfig
     /// Largest number of positions this state accepts.
     public let contextLength: Int
+    public let cacheType: KVCacheType
     /// Positions already in the cache; the next token goes at this position.
     public private(set) var count = 0
 
     private(set) var capacity = 0
-    private(set) var keys: [UnsafeMutablePointer<Float>] = []    // per layer [capacity, kvHeads * headDim]
-    private(set) var values: [UnsafeMutablePointer<Float>] = []  // per layer [capacity, kvHeads * headDim]
+    private(set) var keys: [UnsafeMutableRawPointer] = []    // per layer [capacity, kvHeads * headDim] of cacheType
+    private(set) var values: [UnsafeMutableRawPointer] = []  // per layer [capacity, kvHeads * headDim] of cacheType
     let buffers: ActivationBuffers
 
-    init(config: ModelConfig, contextLength: Int) {
+    init(config: ModelConfig, contextLength: Int, cacheType: KVCacheType) {
         self.config = config
         self.contextLength = contextLength
+        self.cacheType = cacheType
         buffers = ActivationBuffers(config: config)
     }
 
@@ -22,6 +33,12 @@ public final class ModelState {
         keys.forEach { $0.deallocate() }
         values.forEach { $0.deallocate() }
     }
+
+    /// Bytes of one cached element.
+    var elementSize: Int { cacheType == .f32 ? 4 : 2 }
+
+    /// Bytes the cache holds now (allocated capacity, keys and values).
+    public var cacheByteCount: Int { 2 * capacity * config.keyValueWidth * elementSize * config.numHiddenLayers }
 
     /// Forgets every position at or after `length`, keeping the prefix.
     public func truncate(to length: Int) {
@@ -38,13 +55,13 @@ public final class ModelState {
     func reserve(_ needed: Int) {
         guard needed > capacity else { return }
         let newCapacity = min(contextLength, max(needed, capacity * 2, 64))
-        let width = config.keyValueWidth
+        let rowBytes = config.keyValueWidth * elementSize
         for layer in 0..<config.numHiddenLayers {
-            let newKeys = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * width)
-            let newValues = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * width)
+            let newKeys = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * rowBytes, alignment: 64)
+            let newValues = UnsafeMutableRawPointer.allocate(byteCount: newCapacity * rowBytes, alignment: 64)
             if capacity > 0 {
-                newKeys.update(from: keys[layer], count: count * width)
-                newValues.update(from: values[layer], count: count * width)
+                newKeys.copyMemory(from: keys[layer], byteCount: count * rowBytes)
+                newValues.copyMemory(from: values[layer], byteCount: count * rowBytes)
                 keys[layer].deallocate()
                 values[layer].deallocate()
                 keys[layer] = newKeys
@@ -55,6 +72,31 @@ public final class ModelState {
             }
         }
         capacity = newCapacity
+    }
+
+    /// Stores `rows` key and value rows of `layer` at `position`.
+    func store(layer: Int, position: Int, keys source: UnsafePointer<Float>, values valueSource: UnsafePointer<Float>, rows: Int) {
+        let width = config.keyValueWidth
+        switch cacheType {
+        case .f32:
+            (keys[layer].assumingMemoryBound(to: Float.self) + position * width).update(from: source, count: rows * width)
+            (values[layer].assumingMemoryBound(to: Float.self) + position * width).update(from: valueSource, count: rows * width)
+        case .f16:
+            Kernels.convertToFloat16(source, count: rows * width, into: keys[layer].assumingMemoryBound(to: UInt16.self) + position * width)
+            Kernels.convertToFloat16(valueSource, count: rows * width, into: values[layer].assumingMemoryBound(to: UInt16.self) + position * width)
+        }
+    }
+
+    /// Attention of `rows` queries over this layer's cache.
+    func attend(layer: Int, queries: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, shape: AttentionShape, pool: ComputePool) {
+        switch cacheType {
+        case .f32:
+            Kernels.attention(queries: queries, keys: keys[layer].assumingMemoryBound(to: Float.self),
+                              values: values[layer].assumingMemoryBound(to: Float.self), output: output, shape: shape, pool: pool)
+        case .f16:
+            Kernels.attention(queries: queries, float16Keys: keys[layer].assumingMemoryBound(to: UInt16.self),
+                              float16Values: values[layer].assumingMemoryBound(to: UInt16.self), output: output, shape: shape, pool: pool)
+        }
     }
 
     func advance(by rows: Int) {

@@ -27,6 +27,13 @@ struct ModelWeights: Sendable {
     let norm: [Float]                    // [hidden]
     let lmHead: WeightMatrix             // [vocab, hidden]; the embedding when tied
 
+    init(embedTokens: WeightMatrix, layers: [LayerWeights], norm: [Float], lmHead: WeightMatrix) {
+        self.embedTokens = embedTokens
+        self.layers = layers
+        self.norm = norm
+        self.lmHead = lmHead
+    }
+
     init(tensors: ModelTensors, config: ModelConfig) throws {
         var loader = WeightLoader(tensors: tensors)
         let hidden = config.hiddenSize
@@ -67,6 +74,45 @@ struct ModelWeights: Sendable {
             gateProj: try projection(.gateProj, out: config.intermediateSize, in: hidden, bias: config.mlpBias),
             upProj: try projection(.upProj, out: config.intermediateSize, in: hidden, bias: config.mlpBias),
             downProj: try projection(.downProj, out: hidden, in: config.intermediateSize, bias: config.mlpBias))
+    }
+}
+
+/// Quantizes `matrix`, then drops its source pages from resident memory when
+/// they are mapped from a file, so loading with quantization never holds the
+/// whole float model and its quantized copy at once.
+func quantizeReleasingSource(_ matrix: WeightMatrix, to dtype: DType, pool: ComputePool) -> WeightMatrix {
+    let quantized = matrix.quantized(to: dtype, pool: pool)
+    if let file = matrix.owner as? MappedFile, let fileBase = file.bytes.baseAddress {
+        let offset = matrix.base - UnsafeRawPointer(fileBase)
+        file.releasePages(offset..<(offset + matrix.byteCount))
+    }
+    return quantized
+}
+
+extension LayerWeights {
+    func quantized(to dtype: DType, pool: ComputePool) -> LayerWeights {
+        func convert(_ projection: Projection) -> Projection {
+            Projection(id: projection.id, weight: quantizeReleasingSource(projection.weight, to: dtype, pool: pool), bias: projection.bias)
+        }
+        return LayerWeights(
+            inputLayernorm: inputLayernorm, qProj: convert(qProj), kProj: convert(kProj), vProj: convert(vProj),
+            oProj: convert(oProj), qNorm: qNorm, kNorm: kNorm, postAttentionLayernorm: postAttentionLayernorm,
+            gateProj: convert(gateProj), upProj: convert(upProj), downProj: convert(downProj))
+    }
+}
+
+extension ModelWeights {
+    /// The same weights with every matrix quantized to `dtype`. The token
+    /// embedding is quantized too (rows are dequantized on lookup); a tied
+    /// lm_head shares it. The mapped originals are released once nothing
+    /// refers to them.
+    func quantized(to dtype: DType, tied: Bool, pool: ComputePool) -> ModelWeights {
+        let embedding = quantizeReleasingSource(embedTokens, to: dtype, pool: pool)
+        return ModelWeights(
+            embedTokens: embedding,
+            layers: layers.map { $0.quantized(to: dtype, pool: pool) },
+            norm: norm,
+            lmHead: tied ? embedding : quantizeReleasingSource(lmHead, to: dtype, pool: pool))
     }
 }
 

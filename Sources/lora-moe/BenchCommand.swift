@@ -14,7 +14,7 @@ enum BenchCommand {
         Option(name: "gen-tokens", valueName: "N", help: "tokens decoded one at a time after the prompt (default 128)"),
         Option(name: "runs", valueName: "N", help: "measured runs; the median is reported (default 3)"),
         Option(name: "warmup", valueName: "N", help: "unmeasured runs first (default 1)"),
-        SharedOptions.merge, SharedOptions.threads, SharedOptions.json,
+        SharedOptions.merge, SharedOptions.quantize, SharedOptions.kvCache, SharedOptions.threads, SharedOptions.json,
     ]
 
     static let help = helpText(
@@ -85,19 +85,23 @@ enum BenchCommand {
             "prefill_tps": prefill, "decode_tps": decode, "time_to_first_token_s": firstToken,
             "load_s": loaded.loadSeconds, "peak_rss_bytes": peakRSS,
             "weight_bytes": model.weightByteCount,
+            "quantization": model.options.quantization?.rawValue ?? "none",
+            "kv_cache": model.options.kvCacheType.rawValue,
+            "merged": decision.source.deltaForStep() is MergedBlend,
         ]
         if arguments.flag("json") {
             try printJSON(report)
             return
         }
         writeOutput(String(format: """
-            model %@, %@, %d threads
+            model %@ (%@, KV cache %@), %@, %d threads
             prefill  %8.1f tok/s  (%d tokens, median of %d)
             decode   %8.1f tok/s  (%d tokens)
             first token %.3f s, load %.2f s, peak RSS %.0f MB (weights %.0f MB)
 
             """,
-            loaded.engine.directory.lastPathComponent, summarize(decision), loaded.pool.threadCount,
+            loaded.engine.directory.lastPathComponent, model.options.quantization?.rawValue ?? "stored weights",
+            model.options.kvCacheType.rawValue, summarize(decision), loaded.pool.threadCount,
             prefill, promptTokens, runs, decode, genTokens,
             firstToken, loaded.loadSeconds, Double(peakRSS) / 1e6, Double(model.weightByteCount) / 1e6))
     }

@@ -11,7 +11,7 @@ enum ChatCommand {
     static let options: [Option] = [
         SharedOptions.model, SharedOptions.experts, SharedOptions.weights,
         SharedOptions.system, SharedOptions.think, SharedOptions.noThink,
-    ] + GenerateCommand.samplingOptions + SharedOptions.routing + [SharedOptions.merge] + [SharedOptions.context, SharedOptions.threads]
+    ] + GenerateCommand.samplingOptions + SharedOptions.routing + [SharedOptions.merge] + SharedOptions.loading + [SharedOptions.context, SharedOptions.threads]
 
     static let help = helpText(
         usage: "lora-moe chat --model DIR [--experts A,B --weights 0.7,0.3] [options]",

@@ -18,7 +18,7 @@ enum GenerateCommand {
     static let options: [Option] = [
         SharedOptions.model, SharedOptions.experts, SharedOptions.weights,
         SharedOptions.prompt, SharedOptions.promptFile, SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
-    ] + samplingOptions + SharedOptions.routing + [SharedOptions.merge] + [SharedOptions.context, SharedOptions.threads, SharedOptions.json]
+    ] + samplingOptions + SharedOptions.routing + [SharedOptions.merge] + SharedOptions.loading + [SharedOptions.context, SharedOptions.threads, SharedOptions.json]
 
     static let help = helpText(
         usage: "lora-moe generate --model DIR [--experts A,B --weights 0.7,0.3] --prompt TEXT [options]",

@@ -9,7 +9,7 @@ enum ScoreCommand {
         Option(name: "continuation-file", valueName: "PATH", help: "read the continuation from a UTF-8 file instead (- for standard input)"),
         SharedOptions.system, SharedOptions.raw, SharedOptions.think, SharedOptions.noThink,
         SharedOptions.context, SharedOptions.threads, SharedOptions.json,
-    ] + SharedOptions.routing + [SharedOptions.merge]
+    ] + SharedOptions.routing + [SharedOptions.merge] + SharedOptions.loading
 
     static let help = helpText(
         usage: "lora-moe score --model DIR [--experts A,B --weights 0.7,0.3] --prompt TEXT --continuation TEXT [--raw] [--json]",

@@ -18,7 +18,7 @@ enum ServeCommand {
         Option(name: "queue", valueName: "N", help: "requests that may wait for a batch slot; more get 429 (default 32)"),
         Option(name: "max-tokens-limit", valueName: "N", help: "largest max_tokens a request may ask for (default 2048)"),
         Option(name: "max-body-bytes", valueName: "N", help: "largest request body in bytes (default 4194304)"),
-        SharedOptions.context, SharedOptions.threads,
+        SharedOptions.quantize, SharedOptions.kvCache, SharedOptions.context, SharedOptions.threads,
     ]
 
     static let help = helpText(
@@ -58,7 +58,9 @@ enum ServeCommand {
             throw UsageError(message: "--\(name) must be at least \(minimum), got \(value)", command: "serve")
         }
 
-        let engine = try Engine(directory: directory)
+        var loadOptions = try modelLoadOptions(arguments)
+        if let threads { loadOptions.pool = ComputePool(threadCount: threads) }
+        let engine = try Engine(directory: directory, options: loadOptions)
         let experts = try engine.loadExperts(specs)
         let adapterDirectory = arguments.string("adapter-dir").map { URL(fileURLWithPath: $0) }
         if let adapterDirectory {

@@ -20,6 +20,10 @@ enum SharedOptions {
     static let routerTemperature = Option(name: "router-temperature", valueName: "T", help: "softmax temperature of the router's scores (default: the router file's, arrow 1.0)")
     static let routerMinWeight = Option(name: "router-min-weight", valueName: "W", help: "drop experts whose routed weight is below W, then renormalize (router files only)")
 
+    static let quantize = Option(name: "quantize", valueName: "q8|q4", help: "quantize the weights at load: q8 (Q8_0, 8.5 bits per weight) or q4 (Q4_0, 4.5 bits); default: keep the stored type")
+    static let kvCache = Option(name: "kv-cache", valueName: "f32|f16", help: "element type of the KV cache; f16 halves its memory (default f32)")
+    /// Options that decide how the model is loaded.
+    static let loading = [quantize, kvCache]
     static let merge = Option(name: "merge", valueName: "auto|on|off", help: "fold the --weights blend into a private copy of the adapted weights, so decoding costs what the base model costs; auto merges fixed blends when the copy fits in half of the available memory (default auto)")
 
     /// The options that choose a router.
@@ -89,7 +93,9 @@ struct LoadedModel {
         }
 
         let pool = threads.map { ComputePool(threadCount: $0) } ?? .allCores
-        let engine = try Engine(directory: directory)
+        var loadOptions = try modelLoadOptions(arguments)
+        loadOptions.pool = pool
+        let engine = try Engine(directory: directory, options: loadOptions)
         if let contextLength, contextLength > engine.model.config.maxPositionEmbeddings {
             throw UsageError(message: "--context \(contextLength) exceeds the model's max_position_embeddings (\(engine.model.config.maxPositionEmbeddings))", command: arguments.command)
         }
@@ -269,4 +275,23 @@ func availableMemoryBytes() -> Int? {
           let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
     else { return nil }
     return kilobytes * 1024
+}
+
+/// `--quantize` and `--kv-cache` as load options.
+func modelLoadOptions(_ arguments: ParsedArguments) throws -> ModelLoadOptions {
+    var options = ModelLoadOptions()
+    switch arguments.string("quantize") {
+    case nil: break
+    case "q8", "q8_0", "Q8_0": options.quantization = .q8_0
+    case "q4", "q4_0", "Q4_0": options.quantization = .q4_0
+    case let other?:
+        throw UsageError(message: "--quantize expects q8 or q4, got '\(other)'", command: arguments.command)
+    }
+    if let cache = arguments.string("kv-cache") {
+        guard let type = KVCacheType(rawValue: cache) else {
+            throw UsageError(message: "--kv-cache expects f32 or f16, got '\(cache)'", command: arguments.command)
+        }
+        options.kvCacheType = type
+    }
+    return options
 }

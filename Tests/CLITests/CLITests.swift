@@ -293,3 +293,27 @@ struct CLIMergeTests {
         #expect(bad.stderr.contains("--merge expects auto, on or off"))
     }
 }
+
+struct CLIQuantizationTests {
+    @Test func quantizedAndHalfCacheRunsAnswer() throws {
+        for options in [["--quantize", "q8"], ["--quantize", "q4"], ["--kv-cache", "f16"], ["--quantize", "q8", "--kv-cache", "f16"]] {
+            let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "What is the capital of France?",
+                                      "--temperature", "0", "--max-tokens", "12", "--json"] + options)
+            #expect(output.status == 0, "\(options): \(output.stderr)")
+            #expect((CLI.parseJSON(output.stdout)?["text"] as? String)?.contains("Paris") == true, "\(options)")
+        }
+        let bench = try CLI.run(["bench", "--model", CLI.smolLM2, "--quantize", "q8", "--kv-cache", "f16", "--prompt-tokens", "8",
+                                 "--gen-tokens", "2", "--runs", "1", "--warmup", "0", "--json"])
+        let json = try #require(CLI.parseJSON(bench.stdout))
+        #expect(json["quantization"] as? String == "Q8_0")
+        #expect(json["kv_cache"] as? String == "f16")
+    }
+
+    @Test func badQuantizationOptionsAreUsageErrors() throws {
+        for (options, fragment) in [(["--quantize", "q3"], "--quantize expects q8 or q4"), (["--kv-cache", "bf16"], "--kv-cache expects f32 or f16")] {
+            let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi"] + options)
+            #expect(output.status == 2)
+            #expect(output.stderr.contains(fragment))
+        }
+    }
+}
