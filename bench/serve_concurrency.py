@@ -74,12 +74,17 @@ def main():
     parser.add_argument("--model", default="models/smollm2-135m-instruct")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--base-only", action="store_true", help="send every request to the base model (no experts)")
+    parser.add_argument("--quantize", choices=["q8", "q4"], help="pass --quantize to the server")
     arguments = parser.parse_args()
 
+    if arguments.base_only:
+        BLENDS[:] = [{}] * len(BLENDS)
     experts = ",".join(f"{name}={ADAPTERS}/{name}" for name in "abc")
-    server = subprocess.Popen(
-        [arguments.binary, "serve", "--model", arguments.model, "--experts", experts, "--port", "0", "--max-batch", "8"],
-        stderr=subprocess.PIPE, text=True)
+    command = [arguments.binary, "serve", "--model", arguments.model, "--experts", experts, "--port", "0", "--max-batch", "8"]
+    if arguments.quantize:
+        command += ["--quantize", arguments.quantize]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         port = None
         for line in server.stderr:
