@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["JSON"]),
         .target(name: "Models", dependencies: ["JSON", "Tensor", "SafeTensors"], swiftSettings: kernelSettings),
         .target(name: "Adapters", dependencies: ["Tensor", "SafeTensors", "Models"], swiftSettings: kernelSettings),
-        .target(name: "Routing", dependencies: ["Tensor", "SafeTensors", "Models", "Adapters"], swiftSettings: kernelSettings),
+        .target(name: "Routing", dependencies: ["JSON", "Tensor", "SafeTensors", "Models", "Adapters"], swiftSettings: kernelSettings),
         .target(name: "Generation", dependencies: ["Tensor", "Models", "Adapters", "Routing", "Tokenizers"]),
         .target(name: "LoRAMoE", dependencies: ["JSON", "Tensor", "SafeTensors", "Tokenizers", "Models", "Adapters", "Routing", "Generation"]),
         // libmicrohttpd parses HTTP for the server; see README, "Serving".

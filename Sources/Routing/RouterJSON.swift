@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Typed access to one JSON object of a router file. Every failure names the
 /// file and the JSON path of the value (`experts[2].prototype`).
@@ -137,23 +138,7 @@ private func describeJSON(_ value: Any?) -> String {
 /// Writes the fixed layout of router.json: two-space indents, and each
 /// object of plain values or array of numbers on one line.
 enum RouterJSONWriter {
-    static func string(_ value: String) -> String {
-        var result = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
+    static func string(_ value: String) -> String { JSONValue.quoted(value) }
 
     /// Swift prints the shortest text that reads back to the same Float,
     /// which is also valid JSON for every finite value.

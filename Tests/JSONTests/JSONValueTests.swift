@@ -44,4 +44,11 @@ struct JSONValueTests {
             try JSONValue.parse(Array("{\"a\": 1,\n \"b\": 2 \"c\"}".utf8))
         }
     }
+
+    @Test func quotedStringsParseBack() throws {
+        for text in ["plain", "quote \" and \\ backslash", "lines\nand\ttabs\r", "control \u{01}\u{1F}", "unicode é 😀"] {
+            let parsed = try JSONValue.parse(Array(JSONValue.quoted(text).utf8))
+            #expect(parsed == .string(text))
+        }
+    }
 }
