@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"]),
-        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "TestSupport"]),
+        .testTarget(name: "AdaptersTests", dependencies: ["Adapters", "Tensor", "TestSupport"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Generation", "TestSupport"]),
         .testTarget(name: "GenerationTests", dependencies: ["Generation"]),
         .testTarget(name: "ParityTests", dependencies: ["LoRAMoE"]),

@@ -41,6 +41,14 @@ public final class ExpertBlend: ProjectionDelta {
     public let weights: [Double]
     /// Indexed by `layer * 7 + kind index`; nil where no active expert adapts.
     let stacks: [Stack?]
+    /// Element type of the stacks: `.f16` when every active expert's
+    /// `stackType` is `.f16`, else `.f32`.
+    public let stackType: DType
+
+    /// Bytes of all stacked A and B matrices, which every decoding step reads.
+    public var stackByteCount: Int {
+        stacks.reduce(0) { total, stack in total + (stack.map { $0.a.byteCount + $0.b.byteCount } ?? 0) }
+    }
 
     public init(experts: [LoRAAdapter], weights: [Double]) throws {
         guard experts.count == weights.count else {
@@ -63,11 +71,15 @@ public final class ExpertBlend: ProjectionDelta {
         let kinds = ProjectionKind.allCases
         var stacks = [Stack?](repeating: nil, count: layers * kinds.count)
         let active = zip(experts, weights).filter { abs($0.1) >= Self.skipThreshold }
+        // f16 stacks only when every active expert asks for them; one f32
+        // expert keeps the whole blend exact.
+        let stackType: DType = !active.isEmpty && active.allSatisfy { $0.0.stackType == .f16 } ? .f16 : .f32
+        self.stackType = stackType
         for layer in 0..<layers {
             for kind in kinds {
                 let id = ProjectionID(layer: layer, kind: kind)
                 let modules = active.compactMap { expert, weight in expert.modules[id].map { ($0, weight) } }
-                stacks[layer * kinds.count + kind.index] = Self.makeStack(modules)
+                stacks[layer * kinds.count + kind.index] = Self.makeStack(modules, type: stackType)
             }
         }
         self.stacks = stacks
@@ -78,7 +90,7 @@ public final class ExpertBlend: ProjectionDelta {
         zip(experts, weights).filter { abs($0.1) >= Self.skipThreshold }.map { ($0.0.name, $0.1) }
     }
 
-    private static func makeStack(_ modules: [(LoRAModule, Double)]) -> Stack? {
+    private static func makeStack(_ modules: [(LoRAModule, Double)], type: DType) -> Stack? {
         guard let first = modules.first?.0 else { return nil }
         let inCount = first.a.count / first.rank
         let outCount = first.b.count / first.rank
@@ -99,8 +111,8 @@ public final class ExpertBlend: ProjectionDelta {
             column += module.rank
         }
         return Stack(
-            a: WeightMatrix(copying: a, rows: totalRank, columns: inCount),
-            b: WeightMatrix(copying: b, rows: outCount, columns: totalRank),
+            a: WeightMatrix(copying: a, rows: totalRank, columns: inCount, dtype: type),
+            b: WeightMatrix(copying: b, rows: outCount, columns: totalRank, dtype: type),
             scales: scales)
     }
 

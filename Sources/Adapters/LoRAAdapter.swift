@@ -1,6 +1,7 @@
 import Foundation
 import Models
 import SafeTensors
+import Tensor
 
 /// One adapted projection: `ΔW x = scaling · B (A x)`.
 public struct LoRAModule: Sendable {
@@ -27,11 +28,18 @@ public final class LoRAAdapter: Sendable {
     /// The base model configuration the adapter was checked against.
     public let modelConfig: ModelConfig
     public let modules: [ProjectionID: LoRAModule]
+    /// Element type of this expert's rows in the fused stacks of a blend
+    /// (`ExpertBlend`): `.f32` keeps PEFT's values exactly; `.f16` halves the
+    /// bytes each decoding step reads, for quantized bases whose own rounding
+    /// is far larger.
+    public let stackType: DType
 
-    public init(directory: URL, name: String? = nil, modelConfig: ModelConfig) throws {
+    public init(directory: URL, name: String? = nil, modelConfig: ModelConfig, stackType: DType = .f32) throws {
+        precondition(stackType == .f32 || stackType == .f16, "LoRAAdapter: stackType \(stackType.rawValue) is not f32 or f16")
         self.directory = directory
         self.name = name ?? directory.lastPathComponent
         self.modelConfig = modelConfig
+        self.stackType = stackType
         config = try AdapterConfig.load(directory: directory)
 
         let weightsURL = directory.appendingPathComponent("adapter_model.safetensors")

@@ -64,6 +64,11 @@ public final class Engine: Sendable {
         return tokens
     }
 
+    /// Element type of the experts' fused stacks: f16 when the model's weights
+    /// are quantized (the stacks' rounding is then far below the weights'),
+    /// f32 otherwise, so an unquantized model matches PEFT exactly.
+    public var expertStackType: DType { model.options.quantization == nil ? .f32 : .f16 }
+
     /// Loads and validates experts against this model. Names must be distinct.
     public func loadExperts(_ specs: [ExpertSpec]) throws -> [LoRAAdapter] {
         var seen = Set<String>()
@@ -71,7 +76,8 @@ public final class Engine: Sendable {
             throw EngineError.duplicateExpertName(spec.name)
         }
         return try specs.map { spec in
-            try LoRAAdapter(directory: URL(fileURLWithPath: spec.path), name: spec.name, modelConfig: model.config)
+            try LoRAAdapter(directory: URL(fileURLWithPath: spec.path), name: spec.name, modelConfig: model.config,
+                            stackType: expertStackType)
         }
     }
 

@@ -2,6 +2,7 @@ import Adapters
 import Foundation
 import Models
 import Routing
+import Tensor
 
 /// The experts a server has loaded, by name, with what requests use them.
 ///
@@ -15,6 +16,7 @@ public final class ExpertRegistry: @unchecked Sendable {
     // SAFETY: every stored property below `lock` is read and written only
     // while holding `lock`.
     public let modelConfig: ModelConfig
+    let stackType: DType
     /// Root for runtime loads; nil disables `load`.
     public let adapterDirectory: URL?
 
@@ -52,8 +54,11 @@ public final class ExpertRegistry: @unchecked Sendable {
     /// Names that cannot be expert names because the API gives them a meaning.
     static let reservedNames: Set<String> = ["base", "default"]
 
-    public init(modelConfig: ModelConfig, experts: [LoRAAdapter], defaultWeights: [Double], adapterDirectory: URL?) throws {
+    /// `stackType` of the adapters `load` reads (see `LoRAAdapter.stackType`).
+    public init(modelConfig: ModelConfig, experts: [LoRAAdapter], defaultWeights: [Double], adapterDirectory: URL?,
+                stackType: DType = .f32) throws {
         self.modelConfig = modelConfig
+        self.stackType = stackType
         self.adapterDirectory = adapterDirectory?.resolvingSymlinksInPath()
         for adapter in experts {
             try Self.checkName(adapter.name)
@@ -230,7 +235,7 @@ public final class ExpertRegistry: @unchecked Sendable {
 
         let adapter: LoRAAdapter
         do {
-            adapter = try LoRAAdapter(directory: directory, name: name, modelConfig: modelConfig)
+            adapter = try LoRAAdapter(directory: directory, name: name, modelConfig: modelConfig, stackType: stackType)
         } catch {
             throw APIError.invalidRequest("cannot load '\(path)': \(error)", param: "path")
         }

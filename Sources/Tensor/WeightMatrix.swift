@@ -36,12 +36,22 @@ public struct WeightMatrix: @unchecked Sendable {
         self.owner = owner
     }
 
-    /// Copies `values` (row-major, `rows * columns` elements) into a new f32 matrix.
-    public init(copying values: [Float], rows: Int, columns: Int) {
+    /// Copies `values` (row-major, `rows * columns` elements) into a new
+    /// matrix stored as `dtype`: `.f32` keeps them exactly, `.f16` rounds each
+    /// to the nearest binary16 value and halves the bytes.
+    public init(copying values: [Float], rows: Int, columns: Int, dtype: DType = .f32) {
         precondition(values.count == rows * columns, "WeightMatrix: \(values.count) values for [\(rows), \(columns)]")
-        let buffer = OwnedBuffer(byteCount: values.count * 4)
-        values.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        self.init(rows: rows, columns: columns, dtype: .f32, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
+        precondition(dtype == .f32 || dtype == .f16, "WeightMatrix(copying:): \(dtype.rawValue) is not f32 or f16")
+        let buffer = OwnedBuffer(byteCount: values.count * dtype.byteSize)
+        values.withUnsafeBufferPointer { source in
+            guard let start = source.baseAddress else { return }
+            if dtype == .f16 {
+                ck_f32_to_f16(start, buffer.pointer.assumingMemoryBound(to: UInt16.self), source.count)
+            } else {
+                buffer.pointer.copyMemory(from: start, byteCount: source.count * 4)
+            }
+        }
+        self.init(rows: rows, columns: columns, dtype: dtype, base: UnsafeRawPointer(buffer.pointer), owner: buffer)
     }
 
     /// Bytes of one row. For quantized types: its quants plus its scales,

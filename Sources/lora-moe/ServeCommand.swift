@@ -70,7 +70,7 @@ enum ServeCommand {
             }
         }
         let registry = try ExpertRegistry(modelConfig: engine.model.config, experts: experts, defaultWeights: weights,
-                                          adapterDirectory: adapterDirectory)
+                                          adapterDirectory: adapterDirectory, stackType: engine.expertStackType)
         let inputRouter = try arguments.string("router").map { path -> any Router in
             guard !experts.isEmpty else { throw UsageError(message: "--router needs --experts", command: "serve") }
             return try RouterFile.loadRouter(from: URL(fileURLWithPath: path), model: engine.model, experts: experts)

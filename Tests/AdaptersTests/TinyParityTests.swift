@@ -1,6 +1,7 @@
 import Adapters
 import Foundation
 import Models
+import Tensor
 import Testing
 import TestSupport
 
@@ -268,5 +269,48 @@ struct MergedBlendTests {
         let base = try model.forward([3, 4], state: model.makeState(), delta: nil)
         #expect(zip(batched[0..<vocab], alone).map { abs($0 - $1) }.max() ?? 1 < 1e-4)
         #expect(zip(batched[vocab...], base).map { abs($0 - $1) }.max() ?? 1 < 1e-5)
+    }
+}
+
+/// Experts loaded with `stackType: .f16` (what a quantized model uses) keep
+/// their stacks in binary16: half the bytes, and log-probs that stay next to
+/// the exact float32 blend.
+struct HalfStackTests {
+    static let prompt = [5, 17, 42, 99, 3, 250, 7, 8]
+    static let continuation = [11, 12, 300, 4, 1]
+
+    @Test(arguments: ["qwen3-f32", "qwen2-bf16", "llama-f16"])
+    func halfStacksStayNearFloatStacks(modelName: String) throws {
+        let model = try TinyFixtures.model(modelName)
+        let names = Array(Set(TinyFixtures.goldens.cases.filter { $0.model == modelName }.flatMap(\.experts))).sorted().prefix(2)
+        let load = { (type: DType) in
+            try names.map { try LoRAAdapter(directory: TinyFixtures.adapterURL($0), modelConfig: model.config, stackType: type) }
+        }
+        let weights = [0.7, -0.4].prefix(names.count).map { $0 }
+        let exact = try ExpertBlend(experts: load(.f32), weights: weights)
+        let half = try ExpertBlend(experts: load(.f16), weights: weights)
+
+        #expect(exact.stackType == .f32 && half.stackType == .f16)
+        #expect(half.stackByteCount > 0 && half.stackByteCount * 2 == exact.stackByteCount)
+        let expected = try continuationLogprobs(model, prompt: Self.prompt, continuation: Self.continuation, delta: exact)
+        let actual = try continuationLogprobs(model, prompt: Self.prompt, continuation: Self.continuation, delta: half)
+        let base = try continuationLogprobs(model, prompt: Self.prompt, continuation: Self.continuation, delta: nil)
+        let halfError = zip(actual, expected).map { abs($0 - $1) }.max() ?? 1
+        let expertEffect = zip(base, expected).map { abs($0 - $1) }.max() ?? 0
+        #expect(halfError < 2e-3, "\(modelName): f16 stacks moved a log-prob by \(halfError)")
+        // The experts must matter here, or the comparison above proves nothing.
+        #expect(expertEffect > 50 * halfError, "\(modelName): experts move log-probs by only \(expertEffect)")
+    }
+
+    @Test func oneFloatExpertKeepsTheBlendInFloat() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let half = try LoRAAdapter(directory: TinyFixtures.adapterURL("basic"), modelConfig: model.config, stackType: .f16)
+        let float = try LoRAAdapter(directory: TinyFixtures.adapterURL("all-seven"), modelConfig: model.config)
+        let mixed = try ExpertBlend(experts: [half, float], weights: [0.5, 0.5])
+        #expect(mixed.stackType == .f32)
+        // A skipped f32 expert does not count.
+        let skipped = try ExpertBlend(experts: [half, float], weights: [1, 0])
+        #expect(skipped.stackType == .f16)
+        #expect(try ExpertBlend(experts: [half], weights: [1]).stackByteCount == skipped.stackByteCount)
     }
 }
