@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "JSON"),
         .target(name: "CKernels", cSettings: cKernelSettings),
         .target(name: "Tensor", dependencies: ["CKernels"], swiftSettings: kernelSettings),
-        .target(name: "SafeTensors", dependencies: ["Tensor"]),
+        .target(name: "SafeTensors", dependencies: ["JSON", "Tensor"]),
         .target(name: "Tokenizers", dependencies: ["JSON"]),
         .target(name: "Models", dependencies: ["JSON", "Tensor", "SafeTensors"], swiftSettings: kernelSettings),
         .target(name: "Adapters", dependencies: ["Tensor", "SafeTensors", "Models"], swiftSettings: kernelSettings),

@@ -76,6 +76,11 @@ public struct AdapterConfig: Sendable {
 
     /// Reads `adapter_config.json` from an adapter directory.
     public static func load(directory: URL) throws -> AdapterConfig {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory)
+        guard exists, isDirectory.boolValue else {
+            throw AdapterError.notADirectory(path: directory.path, exists: exists)
+        }
         let url = directory.appendingPathComponent("adapter_config.json")
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw AdapterError.missingFile(path: url.path, hint: "A PEFT adapter directory holds adapter_config.json and adapter_model.safetensors.")

@@ -1,7 +1,11 @@
+import Models
+
 /// A PEFT adapter that cannot be loaded, or cannot be applied exactly as PEFT
 /// would apply it to this base model. Nothing of a rejected adapter is applied.
 public enum AdapterError: Error, CustomStringConvertible, Equatable {
     case missingFile(path: String, hint: String)
+    /// The adapter path does not exist, or is a file rather than a directory.
+    case notADirectory(path: String, exists: Bool)
     /// An adapter_config.json field is missing, has the wrong type or an invalid value.
     case invalidConfig(file: String, key: String, expected: String, actual: String)
     /// A PEFT feature whose effect this engine does not reproduce.
@@ -20,6 +24,12 @@ public enum AdapterError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .missingFile(path, hint):
             return "\(path): file not found. \(hint)"
+        case let .notADirectory(path, exists):
+            return exists
+                ? "\(path): not a directory; give the PEFT adapter directory that holds adapter_config.json and adapter_model.safetensors"
+                : "\(path): adapter directory not found"
+        case let .invalidConfig(file, key, expected, actual) where key == "(file)":
+            return describeWholeFile(file: file, expected: expected, actual: actual)
         case let .invalidConfig(file, key, expected, actual):
             return "\(file): '\(key)' is \(actual), expected \(expected)"
         case let .unsupported(file, key, value, hint):

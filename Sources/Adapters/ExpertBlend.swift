@@ -10,7 +10,9 @@ public enum BlendError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .countMismatch(experts, weights):
-            return "\(experts) experts but \(weights) weights; give one weight per expert"
+            let expertCount = experts == 1 ? "1 expert" : "\(experts) experts"
+            let weightCount = weights == 1 ? "1 weight" : "\(weights) weights"
+            return "\(expertCount) but \(weightCount); give one weight per expert"
         case let .invalidWeight(expert, value):
             return "weight \(value) for expert '\(expert)' is not a finite number in single precision"
         case let .differentBaseModels(first, other):
@@ -71,8 +73,8 @@ public final class ExpertBlend: ProjectionDelta {
         let kinds = ProjectionKind.allCases
         var stacks = [Stack?](repeating: nil, count: layers * kinds.count)
         let active = zip(experts, weights).filter { abs($0.1) >= Self.skipThreshold }
-        // f16 stacks only when every active expert asks for them; one f32
-        // expert keeps the whole blend exact.
+        // The stacks are f16 only when every active expert's stackType is
+        // f16, so one f32 expert keeps the whole blend exact.
         let stackType: DType = !active.isEmpty && active.allSatisfy { $0.0.stackType == .f16 } ? .f16 : .f32
         self.stackType = stackType
         for layer in 0..<layers {

@@ -7,8 +7,8 @@ import Tensor
 /// shared base weights.
 ///
 /// Memory: one copy of every projection an active expert adapts
-/// (`mergedByteCount`), in float32, or in the base's format when the base
-/// is quantized. A change of weights needs a new merge.
+/// (`mergedByteCount`), in float32, or in Q8_0 when the base is quantized
+/// (Q8_0 or Q4_0). A change of weights needs a new merge.
 public final class MergedBlend: ProjectionDelta {
     public let experts: [LoRAAdapter]
     public let weights: [Double]
@@ -57,9 +57,11 @@ public final class MergedBlend: ProjectionDelta {
             }
         }
         let merged = WeightMatrix(copying: result, rows: outCount, columns: inCount)
-        // A quantized base stays quantized, so merging keeps its speed; the
-        // merged weights are rounded to the same format.
-        return base.dtype.isQuantized ? merged.quantized(to: base.dtype, pool: pool) : merged
+        // A quantized base gets Q8_0 copies, whatever its own format. Q4_0's
+        // step is 1/8 of a block's largest weight, coarser than a typical
+        // LoRA change, so rounding the merged weights to Q4_0 would erase
+        // most of the experts' effect.
+        return base.dtype.isQuantized ? merged.quantized(to: .q8_0, pool: pool) : merged
     }
 
     /// Bytes of the merged copies.

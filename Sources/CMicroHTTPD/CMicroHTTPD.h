@@ -20,6 +20,9 @@ static const ssize_t CMHD_CONTENT_READER_END_WITH_ERROR = MHD_CONTENT_READER_END
 struct CMHDDaemonSettings {
     /// A combination of MHD_FLAG values.
     unsigned int flags;
+    /// The port of `address`. libmicrohttpd binds `address` and uses this
+    /// number only in its log messages.
+    uint16_t port;
     /// The address to bind: a sockaddr_in, or a sockaddr_in6 when flags
     /// contain MHD_USE_IPv6.
     const struct sockaddr *address;
@@ -44,7 +47,7 @@ struct CMHDDaemonSettings {
 /// the logger.
 static inline struct MHD_Daemon *cmhd_start_daemon(const struct CMHDDaemonSettings *settings) {
     // The logger must come first so that MHD reports start-up errors through it.
-    return MHD_start_daemon(settings->flags, 0, NULL, NULL,
+    return MHD_start_daemon(settings->flags, settings->port, NULL, NULL,
                             settings->access_handler, settings->context,
                             MHD_OPTION_EXTERNAL_LOGGER, settings->logger, settings->context,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *) settings->address,

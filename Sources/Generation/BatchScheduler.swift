@@ -60,7 +60,8 @@ public final class BatchJobHandle: Sendable {
 /// different experts and weights share the base model's matrix products.
 ///
 /// Jobs beyond `maxBatchSize` wait in a queue of at most `queueCapacity`;
-/// `submit` throws `queueFull` beyond that instead of blocking.
+/// `submit` throws `queueFull` beyond that instead of blocking. The
+/// scheduler's thread keeps it alive until `shutdown()` is called.
 public final class BatchScheduler: @unchecked Sendable {
     // SAFETY: `pending` and `stopping` are guarded by `condition`; `active`
     // and the batch buffers are touched only by the scheduler thread.
@@ -115,14 +116,13 @@ public final class BatchScheduler: @unchecked Sendable {
         self.prefillChunk = max(1, prefillChunk)
         self.pool = pool
         buffers = model.makeBatchBuffers()
-        let thread = Thread { [unowned self] in self.run() }
+        // The thread keeps a strong reference until `shutdown()` ends it. An
+        // unowned reference crashed when the scheduler was released before
+        // the thread had started.
+        let thread = Thread { self.run() }
         thread.name = "lora-moe scheduler"
         self.thread = thread
         thread.start()
-    }
-
-    deinit {
-        shutdown()
     }
 
     /// Jobs running now and jobs waiting for a slot.

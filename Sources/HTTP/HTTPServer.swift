@@ -86,7 +86,7 @@ public final class HTTPServer: Sendable {
         let corePointer = Unmanaged.passRetained(core)
         let daemon = address.withSocketAddress { socketAddress in
             var settings = CMHDDaemonSettings(
-                flags: flags, address: socketAddress, connection_limit: UInt32(limits.maxConnections),
+                flags: flags, port: UInt16(port), address: socketAddress, connection_limit: UInt32(limits.maxConnections),
                 per_address_connection_limit: UInt32(limits.maxConnectionsPerAddress),
                 connection_timeout: UInt32(limits.idleTimeoutSeconds),
                 connection_memory_limit: limits.connectionMemoryBytes, access_handler: accessHandler,

@@ -117,7 +117,8 @@ final class ServerCore: @unchecked Sendable {
         if let declared = context.headers["content-length"].flatMap({ UInt64($0) }) {
             if declared > UInt64(limits.maxBodyBytes) {
                 return queueServerResponse(
-                    bodyTooLargeResponse(declaredBytes: declared), for: context, on: connection)
+                    bodyTooLargeResponse(declaredBytes: declared), for: context, on: connection,
+                    note: "rejected a request body of \(declared) bytes, more than the limit of \(limits.maxBodyBytes) bytes")
             }
             context.body.reserveCapacity(Int(declared))
         }
@@ -164,7 +165,9 @@ final class ServerCore: @unchecked Sendable {
 
     private func respondToCompleteRequest(_ context: RequestContext, connection: OpaquePointer) -> MHD_Result {
         if context.bodyTooLarge {
-            return queueServerResponse(bodyTooLargeResponse(declaredBytes: nil), for: context, on: connection)
+            return queueServerResponse(
+                bodyTooLargeResponse(declaredBytes: nil), for: context, on: connection,
+                note: "rejected a request body larger than the limit of \(limits.maxBodyBytes) bytes")
         }
         if context.exchange.cancellationReason == .serverStopping {
             return queueServerResponse(Self.stoppingResponse, for: context, on: connection)
@@ -237,17 +240,18 @@ final class ServerCore: @unchecked Sendable {
 
     /// Queues a response that the server produced itself, such as 413.
     private func queueServerResponse(
-        _ response: HTTPResponse, for context: RequestContext, on connection: OpaquePointer
+        _ response: HTTPResponse, for context: RequestContext, on connection: OpaquePointer, note: String? = nil
     ) -> MHD_Result {
+        if let note { context.exchange.note(note) }
         context.responseQueued = true
         context.exchange.recordServerResponse(response)
         return ResponseQueue.queue(response, exchange: context.exchange, on: connection)
     }
 
     private func bodyTooLargeResponse(declaredBytes: UInt64?) -> HTTPResponse {
-        let size = declaredBytes.map { "The request body is \($0) bytes" } ?? "The request body is"
+        let size = declaredBytes.map { "The request body has \($0) bytes, more than" } ?? "The request body is larger than"
         return HTTPResponse.error(
-            status: 413, message: "\(size) over the limit of \(limits.maxBodyBytes) bytes.",
+            status: 413, message: "\(size) the limit of \(limits.maxBodyBytes) bytes.",
             type: HTTPErrorType.invalidRequest, code: "request_too_large", headers: ["Connection": "close"])
     }
 

@@ -14,7 +14,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .invalidConfig(file, key, expected, actual) where key == "(file)":
-            return actual == "not found" ? "\(file): file not found" : "\(file): \(actual), expected \(expected)"
+            return describeWholeFile(file: file, expected: expected, actual: actual)
         case let .invalidConfig(file, key, expected, actual):
             return "\(file): '\(key)' is \(actual), expected \(expected)"
         case let .unsupported(file, key, value, hint):
@@ -29,4 +29,12 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "sequence of \(requested) tokens exceeds the context length of \(maximum) tokens"
         }
     }
+}
+
+/// Formats the message for a problem with a whole JSON file rather than one
+/// key: missing, unreadable, not JSON, or not an object.
+public func describeWholeFile(file: String, expected: String, actual: String) -> String {
+    if actual == "not found" { return "\(file): file not found" }
+    if actual.hasPrefix("invalid JSON") { return "\(file): \(actual)" }
+    return "\(file): \(actual), expected \(expected)"
 }

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Tensor
 
 /// One tensor of a safetensors file: a zero-copy view into the mapping.
@@ -87,7 +88,15 @@ public final class SafeTensorsFile: Sendable {
         do {
             parsed = try JSONSerialization.jsonObject(with: headerData)
         } catch {
-            throw SafeTensorsError.invalidHeader(file: path, detail: "header is not valid JSON (\(error.localizedDescription))")
+            // The project's parser names the line and column of the problem;
+            // Foundation's message does not.
+            var reason = error.localizedDescription
+            do {
+                _ = try JSONValue.parse([UInt8](headerData))
+            } catch let parseError {
+                reason = "\(parseError)"
+            }
+            throw SafeTensorsError.invalidHeader(file: path, detail: "header is not valid JSON (\(reason))")
         }
         guard let object = parsed as? [String: Any] else {
             throw SafeTensorsError.invalidHeader(file: path, detail: "header is not a JSON object")

@@ -13,15 +13,21 @@ enum ChatCommand {
         SharedOptions.system, SharedOptions.think, SharedOptions.noThink,
     ] + GenerateCommand.samplingOptions + SharedOptions.routing + [SharedOptions.merge] + SharedOptions.loading + [SharedOptions.context, SharedOptions.threads]
 
+    /// The commands a session accepts, printed by `/help` and in `--help`.
+    static let commandList = """
+          /weights 0.2,0.8   set the blend weights (one per expert); takes effect at once
+          /experts           list the experts and their current weights
+          /reset             forget the conversation
+          /quit              leave (also /exit; end of input does the same)
+          /help              show this list
+        """
+
     static let help = helpText(
         usage: "lora-moe chat --model DIR [--experts A,B --weights 0.7,0.3] [options]",
         summary: """
         Chat with the model in a multi-turn session. Each line you type is one user turn;
         the reply streams to stdout. Works from a terminal or a pipe. Commands:
-          /weights 0.2,0.8   set the blend weights (one per expert); takes effect at once
-          /experts           list the experts and their current weights
-          /reset             forget the conversation
-          /quit              leave (end of input does the same)
+        \(commandList)
         Command output and status lines go to stderr.
         """,
         options: options)
@@ -104,7 +110,7 @@ struct ChatSession {
         case "/weights":
             setWeights(argument)
         case "/help":
-            printError(ChatCommand.help)
+            printError(ChatCommand.commandList)
         default:
             printError("unknown command '\(parts[0])'; commands: /weights, /experts, /reset, /quit, /help")
         }
@@ -117,9 +123,13 @@ struct ChatSession {
             return
         }
         let weights = (loaded.router as? WeightedRouter)?.weights
-        for (index, expert) in loaded.experts.enumerated() {
-            let weight = weights.map { formatWeight($0[index]) } ?? "chosen by the router"
-            printError("  \(expert.name)  weight \(weight)  \(expert.directory.path)")
+        let labels = loaded.experts.indices.map { index in weights.map { formatWeight($0[index]) } ?? "chosen by the router" }
+        let nameWidth = loaded.experts.map(\.name.count).max() ?? 0
+        let weightWidth = labels.map(\.count).max() ?? 0
+        for (expert, label) in zip(loaded.experts, labels) {
+            let name = expert.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+            let weight = label.padding(toLength: weightWidth, withPad: " ", startingAt: 0)
+            printError("  \(name)  weight \(weight)  \(expert.directory.path)")
         }
     }
 

@@ -57,6 +57,9 @@ enum ServeCommand {
         for (name, value, minimum) in [("port", port, 0), ("max-batch", maxBatch, 1), ("queue", queue, 0), ("threads", threads ?? 1, 1)] where value < minimum {
             throw UsageError(message: "--\(name) must be at least \(minimum), got \(value)", command: "serve")
         }
+        guard port <= 65535 else {
+            throw UsageError(message: "--port must be at most 65535, got \(port)", command: "serve")
+        }
 
         var loadOptions = try modelLoadOptions(arguments)
         if let threads { loadOptions.pool = ComputePool(threadCount: threads) }
@@ -97,8 +100,14 @@ enum ServeCommand {
         let handler = OpenAIHandler(engine: engine, scheduler: scheduler, registry: registry, inputRouter: inputRouter, options: serverOptions)
         var limits = HTTPLimits()
         if let maxBody = try arguments.int("max-body-bytes") { limits.maxBodyBytes = maxBody }
-        let server = try HTTPServer(host: arguments.string("host") ?? "127.0.0.1", port: port, limits: limits, handler: handler) { line in
-            printError(line)
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(host: arguments.string("host") ?? "127.0.0.1", port: port, limits: limits, handler: handler) { line in
+                printError(line)
+            }
+        } catch {
+            scheduler.shutdown()
+            throw error
         }
         server.stopOnSignals()
         printError(String(format: "lora-moe serve: %@ on http://%@:%d (experts: %@; loaded in %.2f s)",

@@ -211,6 +211,35 @@ struct AdapterConfigEdgeTests {
         }
     }
 
+    @Test func adapterPathMustBeADirectory() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let missing = URL(fileURLWithPath: "/nonexistent/adapter")
+        #expect(throws: AdapterError.notADirectory(path: missing.path, exists: false)) {
+            try LoRAAdapter(directory: missing, modelConfig: model.config)
+        }
+        let file = TinyFixtures.adapterURL("basic").appendingPathComponent("adapter_config.json")
+        #expect(throws: AdapterError.notADirectory(path: file.path, exists: true)) {
+            try LoRAAdapter(directory: file, modelConfig: model.config)
+        }
+    }
+
+    @Test func truncatedConfigNamesThePosition() throws {
+        let model = try TinyFixtures.model("qwen3-f32")
+        let url = try editedAdapter("basic") { _ in }
+        defer { try? FileManager.default.removeItem(at: url) }
+        let configURL = url.appendingPathComponent("adapter_config.json")
+        try Data("{\"r\": 8,\n".utf8).write(to: configURL)
+        do {
+            _ = try LoRAAdapter(directory: url, modelConfig: model.config)
+            Issue.record("loaded a truncated adapter_config.json")
+        } catch {
+            let message = String(describing: error)
+            #expect(message.hasPrefix("\(configURL.path): invalid JSON ("), "\(message)")
+            #expect(message.contains("line 2"), "\(message)")
+            #expect(!message.contains("(file)"), "\(message)")
+        }
+    }
+
     @Test func weightOnlyInitializationsAreAccepted() throws {
         let model = try TinyFixtures.model("qwen3-f32")
         for method in ["gaussian", "orthogonal", "eva"] {
@@ -255,6 +284,29 @@ struct MergedBlendTests {
                 == continuationLogprobs(model, prompt: prompt, continuation: [5, 6], delta: nil))
     }
 
+    /// Rounding merged weights to Q4_0 would erase most of a LoRA change, so
+    /// a Q4_0 base gets Q8_0 copies that stay next to the unmerged blend.
+    @Test func quantizedBaseMergesIntoQ8() throws {
+        let model = try LanguageModel(directory: TinyFixtures.modelURL("qwen3-f32"), options: ModelLoadOptions(quantization: .q4_0))
+        let expert = try LoRAAdapter(directory: TinyFixtures.adapterURL("all-seven"), modelConfig: model.config, stackType: .f16)
+        let merged = try MergedBlend(model: model, experts: [expert], weights: [1])
+        let fused = try ExpertBlend(experts: [expert], weights: [1])
+        let adapted = model.projections.filter { expert.modules[$0.id] != nil }
+        #expect(!adapted.isEmpty)
+        for projection in adapted {
+            #expect(projection.weight.dtype == .q4_0)
+            #expect(merged.mergedWeight(for: projection.id)?.dtype == .q8_0)
+        }
+        let prompt = [5, 17, 42, 99, 3, 250, 7, 8]
+        let continuation = [11, 12, 300, 4, 1]
+        let unmerged = try continuationLogprobs(model, prompt: prompt, continuation: continuation, delta: fused)
+        let folded = try continuationLogprobs(model, prompt: prompt, continuation: continuation, delta: merged)
+        let base = try continuationLogprobs(model, prompt: prompt, continuation: continuation, delta: nil)
+        let mergeError = zip(folded, unmerged).map { abs($0 - $1) }.reduce(0, +)
+        let expertEffect = zip(base, unmerged).map { abs($0 - $1) }.reduce(0, +)
+        #expect(mergeError < 0.2 * expertEffect, "merging moved log-probs by \(mergeError), the expert by \(expertEffect)")
+    }
+
     @Test func mergedBlendRunsInABatchWithOthers() throws {
         let model = try TinyFixtures.model("qwen3-f32")
         let expert = try LoRAAdapter(directory: TinyFixtures.adapterURL("basic"), modelConfig: model.config)
@@ -290,8 +342,10 @@ struct HalfStackTests {
         let exact = try ExpertBlend(experts: load(.f32), weights: weights)
         let half = try ExpertBlend(experts: load(.f16), weights: weights)
 
-        #expect(exact.stackType == .f32 && half.stackType == .f16)
-        #expect(half.stackByteCount > 0 && half.stackByteCount * 2 == exact.stackByteCount)
+        #expect(exact.stackType == .f32)
+        #expect(half.stackType == .f16)
+        #expect(half.stackByteCount > 0)
+        #expect(half.stackByteCount * 2 == exact.stackByteCount)
         let expected = try continuationLogprobs(model, prompt: Self.prompt, continuation: Self.continuation, delta: exact)
         let actual = try continuationLogprobs(model, prompt: Self.prompt, continuation: Self.continuation, delta: half)
         let base = try continuationLogprobs(model, prompt: Self.prompt, continuation: Self.continuation, delta: nil)

@@ -178,7 +178,7 @@ struct CLIGenerationTests {
             (CLI.realAdapter("a"), "0.5,0.5", 2, "1 expert but 2 weights"),
             (CLI.realAdapter("a"), "1e39", 2, "is not a finite number in single precision"),
             ("\(CLI.realAdapter("a")),,\(CLI.realAdapter("b"))", nil, 2, "has an empty entry"),
-            ("/nonexistent/adapter", nil, 1, "/nonexistent/adapter/adapter_config.json: file not found"),
+            ("/nonexistent/adapter", nil, 1, "/nonexistent/adapter: adapter directory not found"),
             (CLI.tinyAdapter("basic"), nil, 1, "Was the adapter trained for a different base model?"),
             (CLI.tinyAdapter("reject-dora"), nil, 1, "use_dora"),
             ("x=\(CLI.realAdapter("a")),x=\(CLI.realAdapter("b"))", nil, 2, "two experts are named 'x'"),
@@ -237,7 +237,7 @@ struct CLIChatTests {
         #expect(output.stderr.contains("a  weight 0  "))
         #expect(output.stderr.contains("a  weight 0.2  "))
         #expect(output.stderr.contains("b  weight 0.8  "))
-        #expect(output.stderr.contains("2 experts but 1 weights"))
+        #expect(output.stderr.contains("2 experts but 1 weight;"))
         #expect(output.stderr.contains("unknown command '/nonsense'"))
         #expect(output.stderr.contains("conversation cleared"))
         // Only the first turn and the turn after /reset start without a cache;

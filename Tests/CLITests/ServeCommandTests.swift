@@ -81,6 +81,7 @@ struct ServeCommandTests {
     @Test func serveRejectsBadArguments() throws {
         let cases: [(arguments: [String], fragment: String)] = [
             (["--port", "-1"], "--port must be at least 0"),
+            (["--port", "70000"], "--port must be at most 65535, got 70000"),
             (["--experts", "a=\(CLI.realAdapter("a"))", "--weights", "1,2"], "1 expert but 2 weights"),
             (["--adapter-dir", "/nonexistent"], "--adapter-dir /nonexistent: directory not found"),
             (["--blend", "nameless"], "must be NAME=SPEC"),
@@ -91,5 +92,51 @@ struct ServeCommandTests {
             #expect(output.status == 2, "\(extra): \(output.stderr)")
             #expect(output.stderr.contains(fragment), "\(extra): \(output.stderr)")
         }
+    }
+
+    /// A port already in use ends the server with a one-line error and exit
+    /// status 1, every time: the scheduler thread once crashed on this path.
+    @Test func servePortInUseFailsCleanly() throws {
+        let socket = try LoopbackListener()
+        defer { socket.stop() }
+        for _ in 0..<3 {
+            let output = try CLI.run(["serve", "--model", CLI.smolLM2, "--port", "\(socket.port)"])
+            #expect(output.status == 1, "\(output.stderr)")
+            #expect(output.stderr.contains("could not start the HTTP server on 127.0.0.1:\(socket.port)"), "\(output.stderr)")
+            #expect(!output.stderr.contains("Fatal error"), "\(output.stderr)")
+        }
+    }
+}
+
+/// A TCP socket listening on 127.0.0.1 at a port the system chose.
+struct LoopbackListener {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        #if os(Linux)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(fd, generic, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, generic, &length) == 0
+            }
+        }
+        guard fd >= 0, bound else {
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func stop() {
+        _ = close(descriptor)
     }
 }

@@ -28,7 +28,7 @@ struct LimitTests {
         let error = try #require(errorObject(response.body))
         #expect(error["code"] as? String == "request_too_large")
         #expect(error["type"] as? String == "invalid_request_error")
-        #expect(error["message"] as? String == "The request body is 1000000 bytes over the limit of 1000 bytes.")
+        #expect(error["message"] as? String == "The request body has 1000000 bytes, more than the limit of 1000 bytes.")
         #expect(client.waitForServerClose(timeout: 5))
         #expect(calls.load(ordering: .relaxed) == 0)
 
@@ -66,7 +66,7 @@ struct LimitTests {
         let response = try client.readResponse()
         #expect(response.status == 413)
         #expect(errorObject(response.body)?["message"] as? String
-            == "The request body is over the limit of 100 bytes.")
+            == "The request body is larger than the limit of 100 bytes.")
         #expect(calls.load(ordering: .relaxed) == 0)
 
         let next = try RawHTTPClient.request(port: server.port, method: "POST", body: Data(count: 100))

@@ -67,7 +67,7 @@ struct SafeTensorsFileTests {
         ("short", Data([1, 2, 3]), "3 bytes, shorter than the 8-byte header length"),
         ("length-past-end", safetensorsBytes(header: "{}", payload: [], declaredLength: 50), "header length 50 but only 2 bytes follow"),
         ("huge-length", safetensorsBytes(header: "{}", payload: [], declaredLength: 1 << 40), "exceeds the limit of 100000000 bytes"),
-        ("not-json", safetensorsBytes(header: "{nope", payload: []), "header is not valid JSON"),
+        ("not-json", safetensorsBytes(header: "{nope", payload: []), "header is not valid JSON (expected a string key at line 1, column 2)"),
         ("not-object", safetensorsBytes(header: "[1,2]", payload: []), "header is not a JSON object"),
         ("no-dtype", safetensorsBytes(header: #"{"a":{"shape":[1],"data_offsets":[0,4]}}"#, payload: [0, 0, 0, 0]),
          "tensor 'a': missing string field 'dtype'"),
