@@ -206,7 +206,7 @@ extension Kernels {
         let panelRows = Int(CK_PANEL_ROWS)
         let tileRows = Int(CK_TILE_ROWS)
         let panelCount = (outCount + panelRows - 1) / panelRows
-        if inCount <= Int(CK_SHORT_ROW_MAX) && !weight.dtype.isQuantized {
+        if inCount <= Int(CK_SHORT_ROW_MAX) {
             shortRowsMatrixMatrix(weight: weight, input: input, rows: rows, output: output, accumulate: accumulate, pool: pool)
             return
         }
