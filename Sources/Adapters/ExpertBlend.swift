@@ -43,8 +43,9 @@ public final class ExpertBlend: ProjectionDelta {
     public let weights: [Double]
     /// Indexed by `layer * 7 + kind index`; nil where no active expert adapts.
     let stacks: [Stack?]
-    /// Element type of the stacks: `.f16` when every active expert's
-    /// `stackType` is `.f16`, else `.f32`.
+    /// Element type of the stacks: the active experts' `stackType` when they
+    /// all share one, else `.f32`. With `.q8_0`, a stack matrix that Q8_0's
+    /// padding would make larger than f16 is kept in f16 (`stackMatrix`).
     public let stackType: DType
 
     /// Bytes of all stacked A and B matrices, which every decoding step reads.
@@ -52,7 +53,9 @@ public final class ExpertBlend: ProjectionDelta {
         stacks.reduce(0) { total, stack in total + (stack.map { $0.a.byteCount + $0.b.byteCount } ?? 0) }
     }
 
-    public init(experts: [LoRAAdapter], weights: [Double]) throws {
+    /// `stackType` overrides the type the experts ask for (`MergedBlend`
+    /// folds float32 stacks into its copies).
+    public init(experts: [LoRAAdapter], weights: [Double], stackType requested: DType? = nil) throws {
         guard experts.count == weights.count else {
             throw BlendError.countMismatch(experts: experts.count, weights: weights.count)
         }
@@ -73,9 +76,10 @@ public final class ExpertBlend: ProjectionDelta {
         let kinds = ProjectionKind.allCases
         var stacks = [Stack?](repeating: nil, count: layers * kinds.count)
         let active = zip(experts, weights).filter { abs($0.1) >= Self.skipThreshold }
-        // The stacks are f16 only when every active expert's stackType is
-        // f16, so one f32 expert keeps the whole blend exact.
-        let stackType: DType = !active.isEmpty && active.allSatisfy { $0.0.stackType == .f16 } ? .f16 : .f32
+        // The stacks are reduced only when every active expert asks for the
+        // same reduced type, so one f32 expert keeps the whole blend exact.
+        let types = Set(active.map(\.0.stackType))
+        let stackType = requested ?? (types.count == 1 ? types.first ?? .f32 : .f32)
         self.stackType = stackType
         for layer in 0..<layers {
             for kind in kinds {
@@ -112,10 +116,23 @@ public final class ExpertBlend: ProjectionDelta {
             scales += [Float](repeating: Float(weight * module.scaling), count: module.rank)
             column += module.rank
         }
-        return Stack(
-            a: WeightMatrix(copying: a, rows: totalRank, columns: inCount, dtype: type),
-            b: WeightMatrix(copying: b, rows: outCount, columns: totalRank, dtype: type),
-            scales: scales)
+        return Stack(a: stackMatrix(a, rows: totalRank, columns: inCount, type: type),
+                     b: stackMatrix(b, rows: outCount, columns: totalRank, type: type),
+                     scales: scales)
+    }
+
+    /// `values` stored as `type`. Q8_0 pads every row to whole 32-column
+    /// blocks and the rows to groups of four; where that padding would make
+    /// the matrix larger than in f16 (a total rank below 32, say), it is
+    /// stored in f16 instead.
+    public static func stackMatrix(_ values: [Float], rows: Int, columns: Int, type: DType) -> WeightMatrix {
+        if type.isQuantized {
+            if QuantizedLayout(dtype: type, rows: rows, columns: columns).byteCount < rows * columns * DType.f16.byteSize {
+                return WeightMatrix(copying: values, rows: rows, columns: columns).quantized(to: type)
+            }
+            return WeightMatrix(copying: values, rows: rows, columns: columns, dtype: .f16)
+        }
+        return WeightMatrix(copying: values, rows: rows, columns: columns, dtype: type)
     }
 
     public func accumulate(

@@ -30,12 +30,12 @@ public final class LoRAAdapter: Sendable {
     public let modules: [ProjectionID: LoRAModule]
     /// Element type of this expert's rows in the fused stacks of a blend
     /// (`ExpertBlend`): `.f32` keeps PEFT's values exactly; `.f16` halves the
-    /// bytes each decoding step reads, for quantized bases whose own rounding
-    /// is far larger.
+    /// bytes each decoding step reads and `.q8_0` quarters them, for
+    /// quantized bases whose own rounding is far larger.
     public let stackType: DType
 
     public init(directory: URL, name: String? = nil, modelConfig: ModelConfig, stackType: DType = .f32) throws {
-        precondition(stackType == .f32 || stackType == .f16, "LoRAAdapter: stackType \(stackType.rawValue) is not f32 or f16")
+        precondition([.f32, .f16, .q8_0].contains(stackType), "LoRAAdapter: stackType \(stackType.rawValue) is not f32, f16 or q8_0")
         self.directory = directory
         self.name = name ?? directory.lastPathComponent
         self.modelConfig = modelConfig

@@ -16,8 +16,9 @@ public final class MergedBlend: ProjectionDelta {
     let merged: [WeightMatrix?]
 
     public init(model: LanguageModel, experts: [LoRAAdapter], weights: [Double], pool: ComputePool = .allCores) throws {
-        // The fused blend validates the weights and stacks the active experts.
-        let fused = try ExpertBlend(experts: experts, weights: weights)
+        // The fused blend validates the weights and stacks the active
+        // experts, in float32 whatever the experts' stack type.
+        let fused = try ExpertBlend(experts: experts, weights: weights, stackType: .f32)
         self.experts = experts
         self.weights = weights
         let kinds = ProjectionKind.allCases.count

@@ -64,10 +64,11 @@ public final class Engine: Sendable {
         return tokens
     }
 
-    /// Element type of the experts' fused stacks: f16 when the model's weights
-    /// are quantized (the stacks' rounding is then far below the weights'),
-    /// f32 otherwise, so an unquantized model matches PEFT exactly.
-    public var expertStackType: DType { model.options.quantization == nil ? .f32 : .f16 }
+    /// Element type of the experts' fused stacks: Q8_0 when the model's
+    /// weights are quantized (the stacks' rounding is then far below the
+    /// weights', and decoding reads a quarter of the float32 bytes), f32
+    /// otherwise, so an unquantized model matches PEFT exactly.
+    public var expertStackType: DType { model.options.quantization == nil ? .f32 : .q8_0 }
 
     /// Loads and validates experts against this model. Names must be distinct.
     public func loadExperts(_ specs: [ExpertSpec]) throws -> [LoRAAdapter] {

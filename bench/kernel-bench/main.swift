@@ -255,26 +255,34 @@ for modelKey in options.models {
 // MARK: LoRA products
 
 do {
-    print("### Kernels.linear, LoRA shapes (f32, rank sum 16)\n")
-    print("| shape | rows | threads | ms | GB/s | GFLOP/s |")
-    print("|---|---|---|---|---|---|")
-    for (name, out, columns) in [("A 576→16", 16, 576), ("B 16→576", 576, 16), ("A 896→16", 16, 896), ("B 16→4864", 4864, 16)] {
-        let weight = WeightMatrix(copying: randomMatrix(rows: out, columns: columns, seed: 9), rows: out, columns: columns)
-        for rows in options.rows {
-            let input = randomMatrix(rows: rows, columns: columns, seed: 10)
-            var output = [Float](repeating: 0, count: rows * out)
-            for threads in options.threads {
-                let pool = ComputePool(threadCount: threads)
-                let seconds = input.withUnsafeBufferPointer { x in
-                    output.withUnsafeMutableBufferPointer { y in
-                        measure(seconds: options.seconds) {
-                            Kernels.linear(weight: weight, input: x.baseAddress!, rows: rows, output: y.baseAddress!, accumulate: true, pool: pool)
+    // Four experts of rank 16 stacked: what a blend of four reads per projection.
+    print("### Kernels.linear, expert stack shapes (rank sum 64)\n")
+    print("| shape | format | rows | threads | ms | GB/s | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    let stackShapes = [("A 576→64", 64, 576), ("B 64→576", 576, 64), ("B 64→1536", 1536, 64),
+                       ("A 896→64", 64, 896), ("B 64→4864", 4864, 64)]
+    for (name, out, columns) in stackShapes {
+        for format in options.formats where format != .bf16 && format != .q4_0 {
+            let values = randomMatrix(rows: out, columns: columns, seed: 9)
+            let weight = format.isQuantized
+                ? WeightMatrix(copying: values, rows: out, columns: columns).quantized(to: format)
+                : WeightMatrix(copying: values, rows: out, columns: columns, dtype: format)
+            for rows in options.rows {
+                let input = randomMatrix(rows: rows, columns: columns, seed: 10)
+                var output = [Float](repeating: 0, count: rows * out)
+                for threads in options.threads {
+                    let pool = ComputePool(threadCount: threads)
+                    let seconds = input.withUnsafeBufferPointer { x in
+                        output.withUnsafeMutableBufferPointer { y in
+                            measure(seconds: options.seconds) {
+                                Kernels.linear(weight: weight, input: x.baseAddress!, rows: rows, output: y.baseAddress!, accumulate: true, pool: pool)
+                            }
                         }
                     }
+                    let gigabytes = Double(weight.byteCount) / 1e9
+                    let gigaflops = 2 * Double(rows * out * columns) / 1e9
+                    print("| \(name) | \(format.rawValue) | \(rows) | \(threads) | \(String(format: "%.4f", seconds * 1e3)) | \(String(format: "%.1f", gigabytes / seconds)) | \(String(format: "%.1f", gigaflops / seconds)) |")
                 }
-                let gigabytes = Double(weight.byteCount) / 1e9
-                let gigaflops = 2 * Double(rows * out * columns) / 1e9
-                print("| \(name) | \(rows) | \(threads) | \(String(format: "%.4f", seconds * 1e3)) | \(String(format: "%.1f", gigabytes / seconds)) | \(String(format: "%.1f", gigaflops / seconds)) |")
             }
         }
     }
