@@ -253,7 +253,8 @@ public final class ExpertRegistry: @unchecked Sendable {
     }
 
     /// Resolves `path` under `root`, rejecting `..`, absolute paths outside
-    /// it and symbolic links that lead out of it.
+    /// it and symbolic links that lead out of it, the directory's own or
+    /// those of the two files a PEFT adapter is read from.
     static func confine(_ path: String, to root: URL) throws -> URL {
         let reject = { (reason: String) in
             APIError(status: 403, type: "permission_error", message: "path '\(path)' \(reason); adapters load only from inside the adapter directory", param: "path")
@@ -269,6 +270,12 @@ public final class ExpertRegistry: @unchecked Sendable {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: resolved.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw APIError.notFound("adapter directory '\(path)' not found in the adapter directory", param: "path")
+        }
+        for file in ["adapter_config.json", "adapter_model.safetensors"] {
+            let target = resolved.appendingPathComponent(file).resolvingSymlinksInPath().standardizedFileURL
+            guard target.path.hasPrefix(rootPath + "/") else {
+                throw reject("has \(file) linking outside the adapter directory")
+            }
         }
         return resolved
     }

@@ -197,9 +197,28 @@ struct OpenAIServerTests {
         let link = ServerHarness.adapterDirectory.appendingPathComponent("escape-\(UUID().uuidString)")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: outside)
         defer { try? FileManager.default.removeItem(at: link) }
+        // Directories inside whose files link out of the adapter directory
+        // (rejected) or to another adapter inside it (allowed).
+        let files = ["adapter_config.json", "adapter_model.safetensors"]
+        let source = ServerHarness.adapterDirectory.appendingPathComponent("a")
+        let fileLinks = ServerHarness.adapterDirectory.appendingPathComponent("file-links-\(UUID().uuidString)")
+        let insideLinks = ServerHarness.adapterDirectory.appendingPathComponent("inside-links-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: fileLinks)
+            try? FileManager.default.removeItem(at: insideLinks)
+        }
+        for directory in [fileLinks, insideLinks] {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        for file in files {
+            try FileManager.default.copyItem(at: source.appendingPathComponent(file), to: outside.appendingPathComponent(file))
+            try FileManager.default.createSymbolicLink(at: fileLinks.appendingPathComponent(file), withDestinationURL: outside.appendingPathComponent(file))
+            try FileManager.default.createSymbolicLink(at: insideLinks.appendingPathComponent(file), withDestinationURL: source.appendingPathComponent(file))
+        }
 
         let attempts: [(path: String, status: Int)] = [
-            ("../adapters/a", 403), ("/etc", 403), (outside.path, 403), (link.lastPathComponent, 403), ("missing", 404), ("", 400),
+            ("../adapters/a", 403), ("/etc", 403), (outside.path, 403), (link.lastPathComponent, 403),
+            (fileLinks.lastPathComponent, 403), ("missing", 404), ("", 400),
         ]
         for (path, status) in attempts {
             let response = try harness.request("POST", "/v1/experts/load", json: ["name": "x", "path": path])
@@ -207,6 +226,8 @@ struct OpenAIServerTests {
         }
         let reserved = try harness.request("POST", "/v1/experts/load", json: ["name": "base", "path": "a"])
         #expect(reserved.status == 400)
+        let linkedInside = try harness.request("POST", "/v1/experts/load", json: ["name": "linked", "path": insideLinks.lastPathComponent])
+        #expect(linkedInside.status == 200, "\(linkedInside.text)")
 
         let loaded = try harness.request("POST", "/v1/experts/load", json: ["name": "c", "path": "c"])
         #expect(loaded.status == 200, "\(loaded.text)")
