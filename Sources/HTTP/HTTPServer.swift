@@ -203,29 +203,18 @@ public final class HTTPServer: Sendable {
     /// A command-line tool calls this and then `waitUntilStopped()` on its
     /// main thread.
     ///
-    /// Dispatch installs its signal handlers asynchronously, and a signal
-    /// that arrives before then is ignored. This call therefore waits for
-    /// the installation, for up to 5 seconds.
+    /// The signals are caught by a process-wide handler (see
+    /// StopSignals.swift), whichever thread they reach, and unblocked in
+    /// the calling thread in case the process inherited them blocked.
     public func stopOnSignals(_ signals: [Int32] = [SIGINT, SIGTERM], gracePeriod: Double = 10) {
         let weakServer = WeakServer(self)
-        let registered = DispatchGroup()
-        let sources = signals.map { signalNumber in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler {
-                weakServer.server?.handleStopSignal(signalNumber, gracePeriod: gracePeriod)
-            }
-            registered.enter()
-            source.setRegistrationHandler {
-                registered.leave()
-            }
-            source.resume()
-            return source
+        guard let watcher = StopSignalWatcher(signals: signals, onSignal: { signalNumber in
+            weakServer.server?.handleStopSignal(signalNumber, gracePeriod: gracePeriod)
+        }) else {
+            core.log("http server: could not watch signals \(signals) (no pipe or thread); they keep their default action")
+            return
         }
-        if registered.wait(timeout: .now() + 5) == .timedOut {
-            core.log("http server: signal handlers for \(signals) were not installed within 5 s; stop signals may be missed")
-        }
-        lifecycle.addSignalSources(sources, signals: signals)
+        lifecycle.addSignalWatcher(watcher)
     }
 
     private func handleStopSignal(_ signalNumber: Int32, gracePeriod: Double) {
@@ -298,8 +287,7 @@ private final class Lifecycle: @unchecked Sendable {
     private var core: Unmanaged<ServerCore>?
     private var stopDeadline = ContinuousClock.now
     private var stopSignalCount = 0
-    private var signalSources: [any DispatchSourceSignal] = []
-    private var handledSignals: [Int32] = []
+    private var signalWatchers: [StopSignalWatcher] = []
 
     init(daemon: OpaquePointer, core: Unmanaged<ServerCore>) {
         self.daemon = daemon
@@ -338,28 +326,23 @@ private final class Lifecycle: @unchecked Sendable {
     }
 
     /// Marks the server stopped, releases the callback context, cancels the
-    /// signal sources and restores the signals' default action.
+    /// signal watchers and restores the signals' default action.
     func finishStopping() {
         condition.lock()
         state = .stopped
         daemon = nil
         let retainedCore = core
         core = nil
-        let sources = signalSources
-        let signals = handledSignals
-        signalSources = []
-        handledSignals = []
+        let watchers = signalWatchers
+        signalWatchers = []
         condition.broadcast()
         condition.unlock()
 
         // libmicrohttpd has joined its threads, so no callback can still use
         // the context.
         retainedCore?.release()
-        for source in sources {
-            source.cancel()
-        }
-        for signalNumber in signals {
-            signal(signalNumber, SIG_DFL)
+        for watcher in watchers {
+            watcher.cancel()
         }
     }
 
@@ -379,21 +362,15 @@ private final class Lifecycle: @unchecked Sendable {
         return stopSignalCount == 1
     }
 
-    func addSignalSources(_ sources: [any DispatchSourceSignal], signals: [Int32]) {
+    func addSignalWatcher(_ watcher: StopSignalWatcher) {
         condition.lock()
         let isStopped = state == .stopped
         if !isStopped {
-            signalSources += sources
-            handledSignals += signals
+            signalWatchers.append(watcher)
         }
         condition.unlock()
         if isStopped {
-            for source in sources {
-                source.cancel()
-            }
-            for signalNumber in signals {
-                signal(signalNumber, SIG_DFL)
-            }
+            watcher.cancel()
         }
     }
 }

@@ -179,6 +179,31 @@ struct ShutdownTests {
         #expect(!server.isRunning)
     }
 
+    /// A signal that reaches a thread other than the one watching it, as a
+    /// signal to the process may, still stops the server. (Dispatch signal
+    /// sources lost such signals on Linux.)
+    /// (SIGUSR1, because one signal has one watcher and the test above runs
+    /// in parallel.)
+    @Test func signalToAnotherThreadStopsServer() throws {
+        let server = try startServer(handle: echoRequest)
+        server.stopOnSignals([SIGUSR1], gracePeriod: 1)
+        let stopped = runInBackground { server.waitUntilStopped() }
+
+        // Test threads inherit Dispatch's mask, which blocks signals; the
+        // sender unblocks SIGUSR1 as a thread of a command-line tool has it.
+        let sender = Thread {
+            var unblocked = sigset_t()
+            sigemptyset(&unblocked)
+            sigaddset(&unblocked, SIGUSR1)
+            pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
+            raise(SIGUSR1)
+        }
+        sender.start()
+
+        #expect(stopped.wait(timeout: 5))
+        #expect(!server.isRunning)
+    }
+
     @Test func releasingServerStopsIt() throws {
         var server: HTTPServer? = try startServer(handle: echoRequest)
         let port = try #require(server?.port)
