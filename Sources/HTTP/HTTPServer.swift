@@ -98,6 +98,7 @@ public final class HTTPServer: Sendable {
             throw HTTPServerError.startFailed(
                 host: host, port: port, reason: core.libraryLog.latest ?? "libmicrohttpd reported no reason")
         }
+        core.libraryLog.daemonStarted()
 
         self.host = host
         self.port = Int(cmhd_daemon_port(daemon))

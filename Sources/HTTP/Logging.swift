@@ -97,6 +97,7 @@ final class LibraryLog: @unchecked Sendable {
     private var messagesInWindow = 0
     private var suppressedMessages = 0
     private var latestMessage: String?
+    private var isStarting = true
 
     init(log: @escaping @Sendable (String) -> Void) {
         self.log = log
@@ -105,6 +106,12 @@ final class LibraryLog: @unchecked Sendable {
     /// The most recent message, used to explain a failed daemon start.
     var latest: String? {
         lock.withLock { latestMessage }
+    }
+
+    /// Ends the start of the daemon. Messages before it are only kept for
+    /// `latest`, since a failed start reports them in its own error.
+    func daemonStarted() {
+        lock.withLock { isStarting = false }
     }
 
     func record(_ message: String) {
@@ -117,6 +124,7 @@ final class LibraryLog: @unchecked Sendable {
         }
         let line: String? = lock.withLock {
             latestMessage = trimmed
+            guard !isStarting else { return nil }
             let now = ContinuousClock.now
             if now - windowStart >= .seconds(1) {
                 windowStart = now

@@ -34,7 +34,7 @@ public enum RouterFileError: Error, CustomStringConvertible, Equatable {
                 + "use the model the router was fitted with, or fit a new router with 'lora-moe router fit'"
         case let .expertCountMismatch(file, expected, actual):
             return "\(file): the router was fitted with \(expected.count) experts (\(expected.joined(separator: ", "))), "
-                + "but \(actual.count) were given (\(actual.joined(separator: ", "))); pass the same experts in the same order"
+                + "but \(actual.count == 1 ? "1 was" : "\(actual.count) were") given (\(actual.joined(separator: ", "))); pass the same experts in the same order"
         case let .expertMismatch(file, key, expected, actual, hint):
             return "\(file): \(key): expected \(expected), got \(actual); \(hint)"
         }

@@ -16,6 +16,9 @@ extension RouterFile {
     public static func load(_ url: URL) throws -> RouterFile {
         let path = url.path
         let data: Data
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw RouterFileError.cannotRead(file: path, reason: "file not found")
+        }
         do {
             data = try Data(contentsOf: url)
         } catch {

@@ -27,8 +27,11 @@ public struct BlendSpec: Sendable, Equatable {
             }
             var weight = 1.0
             if parts.count == 2 {
-                guard let value = Double(parts[1]), value.isFinite else {
+                guard let value = Double(parts[1]) else {
                     throw APIError.invalidRequest("invalid blend '\(text)': weight '\(parts[1])' of '\(name)' is not a number", param: param)
+                }
+                guard value.isFinite else {
+                    throw APIError.invalidRequest("invalid blend '\(text)': weight '\(parts[1])' of '\(name)' is not a finite number", param: param)
                 }
                 weight = value
             }

@@ -12,6 +12,15 @@ struct Option {
 }
 
 /// A command-line mistake: unknown option, missing or malformed value.
+/// A file named on the command line that is missing or unreadable: exit
+/// status 1, like any other bad file.
+struct InputFileError: Error, CustomStringConvertible {
+    let option: String
+    let path: String
+    let problem: String
+    var description: String { "--\(option) \(path): \(problem)" }
+}
+
 struct UsageError: Error, CustomStringConvertible {
     let message: String
     let command: String

@@ -46,7 +46,11 @@ enum ChatCommand {
                                   sampling: sampling, maxTokens: maxTokens, stopStrings: arguments.strings("stop"))
         let interactive = isatty(STDIN_FILENO) == 1
 
-        printError("lora-moe chat: \(loaded.engine.directory.lastPathComponent), \(summarize(try loaded.route(routingText: ""))). Type /help for commands.")
+        // A router that reads the input has chosen nothing yet.
+        let blend = loaded.router is WeightedRouter || loaded.experts.isEmpty
+            ? summarize(try loaded.route(routingText: ""))
+            : "experts \(loaded.experts.map(\.name).joined(separator: ", ")), weighed by the router for each message"
+        printError("lora-moe chat: \(loaded.engine.directory.lastPathComponent), \(blend). Type /help for commands.")
         while true {
             if interactive {
                 writeOutput("> ")

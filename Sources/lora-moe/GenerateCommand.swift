@@ -38,6 +38,9 @@ enum GenerateCommand {
         let loaded = try LoadedModel.load(arguments)
         let sampling = try samplingParameters(arguments, defaults: loaded.engine.samplingDefaults)
         let promptTokens = try loaded.promptTokens(arguments, prompt: prompt, addSpecialTokens: true)
+        guard !promptTokens.isEmpty else {
+            throw GenerationError.emptyPrompt(hint: "give at least one token of prompt")
+        }
         let decision = try loaded.route(routingText: prompt)
         let json = arguments.flag("json")
         if !json {

@@ -69,7 +69,7 @@ enum ServeCommand {
         if let adapterDirectory {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: adapterDirectory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw UsageError(message: "--adapter-dir \(adapterDirectory.path): directory not found", command: "serve")
+                throw InputFileError(option: "adapter-dir", path: adapterDirectory.path, problem: "directory not found")
             }
         }
         let registry = try ExpertRegistry(modelConfig: engine.model.config, experts: experts, defaultWeights: weights,

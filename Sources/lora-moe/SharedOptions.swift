@@ -175,7 +175,14 @@ func describe(_ decision: RoutingDecision, experts: [LoRAAdapter]) -> [String: A
         if let scores = decision.scores { entry["score"] = scores[index] }
         entries.append(entry)
     }
-    return ["router": decision.router, "experts": entries, "merged": decision.source.deltaForStep() is MergedBlend]
+    return ["router": decision.router, "experts": entries, "merged": isMerged(decision)]
+}
+
+/// True when the decision runs a merge that changed some weight; a blend
+/// whose experts were all skipped merges nothing.
+func isMerged(_ decision: RoutingDecision) -> Bool {
+    guard let merged = decision.source.deltaForStep() as? MergedBlend else { return false }
+    return merged.mergedByteCount > 0
 }
 
 /// One line naming each expert and its weight, for stderr.
@@ -185,12 +192,17 @@ func summarize(_ decision: RoutingDecision) -> String {
         return "\(decision.router) router over \(decision.experts.joined(separator: ", ")) (per token)"
     }
     let terms = zip(decision.experts, weights).map { "\($0)=\(formatWeight($1))" }.joined(separator: " + ")
-    let merged = decision.source.deltaForStep() is MergedBlend ? " (merged)" : ""
+    let merged = isMerged(decision) ? " (merged)" : ""
     return (decision.router == "static" ? terms : "\(decision.router) router: \(terms)") + merged
 }
 
+/// A weight for people: at most three decimals, trailing zeros dropped
+/// (0.7, 0.333, 0); no exponents.
 func formatWeight(_ weight: Double) -> String {
-    String(format: "%g", weight)
+    var text = String(format: "%.3f", weight)
+    while text.hasSuffix("0") { text.removeLast() }
+    if text.hasSuffix(".") { text.removeLast() }
+    return text == "-0" ? "0" : text
 }
 
 /// The text of `--NAME` or `--NAME-file` (exactly one of them; `-` reads
@@ -209,10 +221,10 @@ func textOption(_ arguments: ParsedArguments, _ name: String) throws -> String {
             data = FileManager.default.contents(atPath: path)
         }
         guard let data else {
-            throw UsageError(message: "--\(name)-file \(path): file not found or unreadable", command: arguments.command)
+            throw InputFileError(option: "\(name)-file", path: path, problem: "file not found or unreadable")
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw UsageError(message: "--\(name)-file \(path): not valid UTF-8", command: arguments.command)
+            throw InputFileError(option: "\(name)-file", path: path, problem: "not valid UTF-8")
         }
         return text
     case (nil, nil):

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import LoRAMoE
 import Server
 
@@ -60,6 +61,9 @@ do {
 } catch let error as APIError where error.status == 400 {
     printError("lora-moe: error: \(error)")
     exit(2)
+} catch let error as HTTPServerError where error.isRequestError {
+    printError("lora-moe: error: \(error)")
+    exit(2)
 } catch let error as BlendError {
     printError("lora-moe: error: \(error)")
     exit(2)
@@ -87,6 +91,17 @@ extension EngineError {
         switch self {
         case .invalidExpertSpec, .duplicateExpertName, .noThinkingSwitch: return true
         case .missingChatTemplate, .modelDirectoryNotFound, .vocabularyMismatch: return false
+        }
+    }
+}
+
+extension HTTPServerError {
+    /// Errors caused by the command line (--host, --port) rather than by
+    /// the machine.
+    var isRequestError: Bool {
+        switch self {
+        case .invalidHost, .invalidPort: return true
+        case .invalidLimits, .startFailed: return false
         }
     }
 }

@@ -171,6 +171,10 @@ struct CLIGenerationTests {
                                 stdin: "What is 1+1?")
         #expect(piped.status == 0, "\(piped.stderr)")
         #expect(CLI.parseJSON(piped.stdout)?["token_ids"] as? [Int] == CLI.parseJSON(inline.stdout)?["token_ids"] as? [Int])
+        // A missing prompt file is a bad file: status 1 and one line.
+        let missing = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt-file", "/nonexistent/prompt.txt"])
+        #expect(missing.status == 1, "\(missing.stderr)")
+        #expect(missing.stderr == "lora-moe: error: --prompt-file /nonexistent/prompt.txt: file not found or unreadable\n")
     }
 
     @Test func badExpertsGiveOneLineErrors() throws {

@@ -83,7 +83,7 @@ struct ServeCommandTests {
             (["--port", "-1"], "--port must be at least 0"),
             (["--port", "70000"], "--port must be at most 65535, got 70000"),
             (["--experts", "a=\(CLI.realAdapter("a"))", "--weights", "1,2"], "1 expert but 2 weights"),
-            (["--adapter-dir", "/nonexistent"], "--adapter-dir /nonexistent: directory not found"),
+            (["--host", "999.1.1.1"], "invalid listen host"),
             (["--blend", "nameless"], "must be NAME=SPEC"),
             (["--experts", "a=\(CLI.realAdapter("a"))", "--blend", "x=zzz:1"], "uses 'zzz', which is not among --experts"),
         ]
@@ -92,6 +92,10 @@ struct ServeCommandTests {
             #expect(output.status == 2, "\(extra): \(output.stderr)")
             #expect(output.stderr.contains(fragment), "\(extra): \(output.stderr)")
         }
+        // A missing directory is a bad file: status 1, as for --model.
+        let missing = try CLI.run(["serve", "--model", CLI.smolLM2, "--adapter-dir", "/nonexistent"])
+        #expect(missing.status == 1, "\(missing.stderr)")
+        #expect(missing.stderr.contains("--adapter-dir /nonexistent: directory not found"), "\(missing.stderr)")
     }
 
     /// A port already in use ends the server with a one-line error and exit
@@ -104,6 +108,7 @@ struct ServeCommandTests {
             #expect(output.status == 1, "\(output.stderr)")
             #expect(output.stderr.contains("could not start the HTTP server on 127.0.0.1:\(socket.port)"), "\(output.stderr)")
             #expect(!output.stderr.contains("Fatal error"), "\(output.stderr)")
+            #expect(output.stderr.split(separator: "\n").count == 1, "one line: \(output.stderr)")
         }
     }
 }
