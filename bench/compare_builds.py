@@ -12,7 +12,7 @@ the experts' cost relative to that build's own base.
         --baseline /tmp/baseline/.build/release/lora-moe --candidate .build/release/lora-moe \\
         --experts-dir /tmp/lora-moe-bench/adapters
 
---experts-dir holds one directory per model with PEFT adapters expert0 ...
+--experts-dir contains one directory per model with PEFT adapters expert0 ...
 expert3, as bench/compare.py writes them (`compare_transformers.py adapters`).
 """
 

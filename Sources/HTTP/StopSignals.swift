@@ -4,16 +4,15 @@ import Foundation
 // writes the signal's number into the pipe of the watcher that asked for
 // it, and that watcher's thread reads it and calls back in ordinary code.
 //
-// Dispatch signal sources were used before. On Linux they read a signalfd
-// and block the signal only in Dispatch's own thread, so a signal the
-// kernel delivered to any other thread (a connection thread, a compute
-// worker) met the ignored disposition and was lost: a server once kept
-// running after SIGINT. A handler runs on whichever thread receives the
-// signal, so none is lost.
+// Dispatch signal sources are not used: on Linux they read a signalfd and
+// block the signal only in Dispatch's own thread. The kernel may deliver a
+// process signal to any other thread (a connection thread, a compute
+// worker), where the ignored disposition drops it. A handler runs on
+// whichever thread receives the signal, so none is lost.
 
-/// Write ends of the watchers' pipes, indexed by signal number; -1 where no
-/// watcher listens. A raw pointer, so the handler reads it without touching
-/// reference counts.
+/// Write ends of the watchers' pipes, indexed by signal number, or -1 where
+/// no watcher listens. It is a raw pointer so that the handler reads it
+/// without touching reference counts.
 nonisolated(unsafe) private let signalPipes: UnsafeMutablePointer<Int32> = {
     let table = UnsafeMutablePointer<Int32>.allocate(capacity: StopSignalWatcher.signalLimit)
     table.initialize(repeating: -1, count: StopSignalWatcher.signalLimit)
@@ -107,6 +106,8 @@ final class StopSignalWatcher: @unchecked Sendable {
             signal(signalNumber, SIG_DFL)
             signalPipes[Int(signalNumber)] = -1
         }
+        // NOTE: a handler that read the descriptor just before this can still
+        // write one byte after the close, to whatever file reuses the number.
         close(writeEnd)
     }
 
