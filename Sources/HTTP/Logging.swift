@@ -122,6 +122,12 @@ final class LibraryLog: @unchecked Sendable {
         if trimmed.hasPrefix("Closing connection (application error generating response)") {
             return
         }
+        // Logged whenever the access handler returns MHD_NO: for a client
+        // that left before its response, or after a failure that the
+        // request's log line already notes.
+        if trimmed.hasPrefix("Application reported internal error, closing connection") {
+            return
+        }
         let line: String? = lock.withLock {
             latestMessage = trimmed
             guard !isStarting else { return nil }
