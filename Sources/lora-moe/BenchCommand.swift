@@ -97,7 +97,7 @@ enum BenchCommand {
             model %@ (%@, KV cache %@), %@, %d threads
             prefill  %8.1f tok/s  (%d tokens, median of %d)
             decode   %8.1f tok/s  (%d tokens)
-            first token %.3f s, load %.2f s, peak RSS %.0f MB (weights %.0f MB)
+            first token %.3f s, load %.2f s, peak RSS %.0f MB (weights %.0f MB, mapped: pages never read are not resident)
 
             """,
             loaded.engine.directory.lastPathComponent, model.options.quantization?.rawValue ?? "stored weights",

@@ -24,7 +24,7 @@ enum SharedOptions {
     static let kvCache = Option(name: "kv-cache", valueName: "f32|f16", help: "element type of the KV cache; f16 halves its memory (default f32)")
     /// Options that decide how the model is loaded.
     static let loading = [quantize, kvCache]
-    static let merge = Option(name: "merge", valueName: "auto|on|off", help: "fold the --weights blend into a private copy of the adapted weights, so decoding costs what the base model costs; auto merges fixed blends when the copy fits in half of the available memory (default auto)")
+    static let merge = Option(name: "merge", valueName: "auto|on|off", help: "fold the --weights blend into a private copy of the adapted weights, so decoding costs what the base model costs; auto merges fixed blends when the copy fits in half of the available memory, except on a --quantize q4 model, whose Q8_0 copies decode slower (default auto)")
 
     /// The options that choose a router.
     static let routing = [router, routerTopK, routerTemperature, routerMinWeight]
@@ -218,7 +218,9 @@ func textOption(_ arguments: ParsedArguments, _ name: String) throws -> String {
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
-            data = FileManager.default.contents(atPath: path)
+            // FileHandle reads pipes (/dev/stdin, <(...)) too, which
+            // FileManager.contents(atPath:) rejects on Linux.
+            data = try? FileHandle(forReadingFrom: URL(fileURLWithPath: path)).readToEnd() ?? Data()
         }
         guard let data else {
             throw InputFileError(option: "\(name)-file", path: path, problem: "file not found or unreadable")
@@ -256,6 +258,8 @@ func makeInputRouter(_ name: String, arguments: ParsedArguments, model: Language
 /// blend when the float32 copies of the adapted weights need less than half
 /// of the memory the system reports as available; weights that change while
 /// running (chat) stay fused, because each change would need a new merge.
+/// A Q4_0 model stays fused too: its merged copies are Q8_0, which read
+/// about twice the bytes and decoded slower than the fused experts.
 func blendBuilder(
     _ arguments: ParsedArguments, model: LanguageModel, experts: [LoRAAdapter], weights: [Double],
     mode: WeightsMode, pool: ComputePool
@@ -270,7 +274,7 @@ func blendBuilder(
     case "off":
         return fusedBlend
     case "auto":
-        guard mode == .fixed, !experts.isEmpty else { return fusedBlend }
+        guard mode == .fixed, !experts.isEmpty, model.options.quantization != .q4_0 else { return fusedBlend }
         let bytes = MergedBlend.estimatedByteCount(model: model, experts: experts, weights: weights)
         guard let available = availableMemoryBytes(), bytes < available / 2 else { return fusedBlend }
         return merged

@@ -171,6 +171,11 @@ struct CLIGenerationTests {
                                 stdin: "What is 1+1?")
         #expect(piped.status == 0, "\(piped.stderr)")
         #expect(CLI.parseJSON(piped.stdout)?["token_ids"] as? [Int] == CLI.parseJSON(inline.stdout)?["token_ids"] as? [Int])
+        // A pipe given as a path, as a shell's <(...) or /dev/stdin.
+        let devStdin = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt-file", "/dev/stdin", "--temperature", "0",
+                                    "--max-tokens", "8", "--json"], stdin: "What is 1+1?")
+        #expect(devStdin.status == 0, "\(devStdin.stderr)")
+        #expect(CLI.parseJSON(devStdin.stdout)?["token_ids"] as? [Int] == CLI.parseJSON(inline.stdout)?["token_ids"] as? [Int])
         // A missing prompt file is a bad file: status 1 and one line.
         let missing = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt-file", "/nonexistent/prompt.txt"])
         #expect(missing.status == 1, "\(missing.stderr)")
@@ -295,6 +300,18 @@ struct CLIMergeTests {
         let bad = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--merge", "maybe"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("--merge expects auto, on or off"))
+    }
+
+    /// `auto` merges a fixed blend, except on a Q4_0 model, whose Q8_0
+    /// merged copies decode slower than the fused experts.
+    @Test func autoMergeSkipsQ4Models() throws {
+        func merged(_ quantize: String) throws -> Bool? {
+            let output = try CLI.run(["generate", "--model", CLI.smolLM2, "--prompt", "hi", "--experts", CLI.realAdapter("a"),
+                                      "--quantize", quantize, "--max-tokens", "1", "--json"])
+            return CLI.parseJSON(output.stdout)?["merged"] as? Bool
+        }
+        #expect(try merged("q8") == true)
+        #expect(try merged("q4") == false)
     }
 }
 
