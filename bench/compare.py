@@ -112,41 +112,41 @@ def installed_version(name):
 def ensure_llama_cpp(cache, cmake_args):
     """Install the pinned benchmark packages; return (llama-cpp-python version, sdist source dir)."""
     pins = read_pins()
-    wanted = pins.pop("llama-cpp-python")
+    pinned_version = pins.pop("llama-cpp-python")
     missing = [f"{name}=={version}" for name, version in pins.items() if installed_version(name) != version]
     if missing:
         log(f"installing {' '.join(missing)}")
         run_command([sys.executable, "-m", "pip", "install", "--quiet", *missing], capture=False)
 
     sdist_dir = cache / "sdist"
-    sdist = sdist_dir / f"llama_cpp_python-{wanted}.tar.gz"
+    sdist = sdist_dir / f"llama_cpp_python-{pinned_version}.tar.gz"
     if not sdist.exists():
-        log(f"downloading the llama-cpp-python {wanted} sdist")
+        log(f"downloading the llama-cpp-python {pinned_version} sdist")
         run_command([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", "llama-cpp-python",
-                     "-d", str(sdist_dir), f"llama-cpp-python=={wanted}"], capture=False)
-    source = cache / "src" / f"llama_cpp_python-{wanted}"
+                     "-d", str(sdist_dir), f"llama-cpp-python=={pinned_version}"], capture=False)
+    source = cache / "src" / f"llama_cpp_python-{pinned_version}"
     if not (source / "vendor" / "llama.cpp" / "convert_hf_to_gguf.py").exists():
         log(f"unpacking {sdist.name}")
         with tarfile.open(sdist) as archive:
             archive.extractall(cache / "src", filter="data")
 
-    if installed_version("llama-cpp-python") != wanted:
+    if installed_version("llama-cpp-python") != pinned_version:
         # The wheel depends on CMAKE_ARGS, so the cache keys on them.
         key = hashlib.sha256(cmake_args.encode()).hexdigest()[:12]
         wheel_dir = cache / "wheels" / key
-        wheels = sorted(wheel_dir.glob(f"llama_cpp_python-{wanted}-*.whl"))
+        wheels = sorted(wheel_dir.glob(f"llama_cpp_python-{pinned_version}-*.whl"))
         if not wheels:
-            log(f"building llama-cpp-python {wanted} from source (CMAKE_ARGS={cmake_args!r}); this takes 10-20 minutes on 2 cores")
+            log(f"building llama-cpp-python {pinned_version} from source (CMAKE_ARGS={cmake_args!r}); this takes 10-20 minutes on 2 cores")
             env = dict(os.environ, CMAKE_ARGS=cmake_args, CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
             # Put the venv's cmake and ninja on PATH for the build without isolation.
             env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
             wheel_dir.mkdir(parents=True, exist_ok=True)
             run_command([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheel_dir), str(sdist)],
                         env=env, log_file=cache / "llama-cpp-python-build.log")
-            wheels = sorted(wheel_dir.glob(f"llama_cpp_python-{wanted}-*.whl"))
+            wheels = sorted(wheel_dir.glob(f"llama_cpp_python-{pinned_version}-*.whl"))
         log(f"installing {wheels[-1].name}")
         run_command([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(wheels[-1])], capture=False)
-    return wanted, source
+    return pinned_version, source
 
 
 def vendored_llama_cpp_commit(source, version):

@@ -57,6 +57,15 @@ def main():
     args = parser.parse_args()
 
     builds = {"baseline": args.baseline, "candidate": args.candidate}
+    for name, binary in builds.items():
+        if not binary.is_file():
+            sys.exit(f"--{name} {binary}: not found; build it with 'swift build -c release --product lora-moe'")
+    for model in args.models.split(","):
+        for index in range(args.experts):
+            adapter = args.experts_dir / model / f"expert{index}"
+            if not (adapter / "adapter_config.json").is_file():
+                sys.exit(f"--experts-dir: {adapter} is not a PEFT adapter directory; "
+                         "write them with 'bench/compare_transformers.py adapters'")
     samples = {}  # (model, quantize, build, experts) -> [(prefill, decode, rss)]
     for round_index in range(args.rounds):
         for model in args.models.split(","):

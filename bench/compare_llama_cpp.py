@@ -19,23 +19,18 @@ high-level `Llama(lora_path=...)` takes a single adapter.
 import argparse
 import ctypes
 import json
-import resource
-import statistics
 import sys
 import time
 
 import numpy as np
 import llama_cpp
 
+from measurement import measure_runs
+
 QUANT_TYPES = {
     "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
     "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
 }
-
-
-def peak_rss_bytes():
-    # Linux reports ru_maxrss in kilobytes.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def load_model(args, adapter_paths, scales):
@@ -97,22 +92,9 @@ def measure(args):
         raise SystemExit(f"error: {len(args.lora)} adapters but {len(scales)} scales")
 
     llm, load_seconds = load_model(args, args.lora, scales)
-    prefill_rates, decode_rates = [], []
-    for index in range(args.warmup + args.runs):
-        prefill_seconds, decode_seconds = run_once(llm, prompt, args.gen_tokens)
-        if index >= args.warmup:
-            prefill_rates.append(len(prompt) / prefill_seconds)
-            decode_rates.append(args.gen_tokens / decode_seconds)
-    return {
-        "prefill_tps": statistics.median(prefill_rates),
-        "decode_tps": statistics.median(decode_rates),
-        "prefill_tps_runs": prefill_rates,
-        "decode_tps_runs": decode_rates,
-        "load_s": load_seconds,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "threads": args.threads,
-        "adapters": len(args.lora),
-    }
+    result = measure_runs(lambda: run_once(llm, prompt, args.gen_tokens), len(prompt), args.gen_tokens,
+                          args.warmup, args.runs)
+    return {**result, "load_s": load_seconds, "threads": args.threads, "adapters": len(args.lora)}
 
 
 def quantize(args):

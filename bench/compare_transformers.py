@@ -13,8 +13,6 @@ then --gen-tokens single-token steps with the KV cache, feeding the argmax.
 
 import argparse
 import json
-import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,12 +22,9 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from peft.tuners.lora import LoraLayer
 from transformers import AutoModelForCausalLM
 
+from measurement import measure_runs
+
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def peak_rss_bytes():
-    # Linux reports ru_maxrss in kilobytes.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def make_adapters(args):
@@ -102,23 +97,10 @@ def measure(args):
     model = load_model(args)
     load_seconds = time.perf_counter() - started
 
-    prefill_rates, decode_rates = [], []
     with torch.inference_mode():
-        for index in range(args.warmup + args.runs):
-            prefill_seconds, decode_seconds = run_once(model, prompt, args.gen_tokens)
-            if index >= args.warmup:
-                prefill_rates.append(len(prompt) / prefill_seconds)
-                decode_rates.append(args.gen_tokens / decode_seconds)
-    return {
-        "prefill_tps": statistics.median(prefill_rates),
-        "decode_tps": statistics.median(decode_rates),
-        "prefill_tps_runs": prefill_rates,
-        "decode_tps_runs": decode_rates,
-        "load_s": load_seconds,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "threads": torch.get_num_threads(),
-        "adapters": len(args.adapter),
-    }
+        result = measure_runs(lambda: run_once(model, prompt, args.gen_tokens), len(prompt), args.gen_tokens,
+                              args.warmup, args.runs)
+    return {**result, "load_s": load_seconds, "threads": torch.get_num_threads(), "adapters": len(args.adapter)}
 
 
 def main():

@@ -76,8 +76,8 @@ public final class ExpertBlend: ProjectionDelta {
         let kinds = ProjectionKind.allCases
         var stacks = [Stack?](repeating: nil, count: layers * kinds.count)
         let active = zip(experts, weights).filter { abs($0.1) >= Self.skipThreshold }
-        // The stacks are reduced only when every active expert asks for the
-        // same reduced type, so one f32 expert keeps the whole blend exact.
+        // The stacks are reduced only when every active expert has the same
+        // reduced type, so one f32 expert keeps the whole blend exact.
         let types = Set(active.map(\.0.stackType))
         let stackType = requested ?? (types.count == 1 ? types.first ?? .f32 : .f32)
         self.stackType = stackType
@@ -121,10 +121,9 @@ public final class ExpertBlend: ProjectionDelta {
                      scales: scales)
     }
 
-    /// `values` stored as `type`. Q8_0 pads every row to whole 32-column
-    /// blocks and the rows to groups of four; where that padding would make
-    /// the matrix larger than in f16 (a total rank below 32, say), it is
-    /// stored in f16 instead.
+    /// Stores `values` as `type`. Q8_0 pads rows to whole 32-column blocks
+    /// and the row count to a multiple of four. When that padding would make
+    /// the matrix larger than f16 (a total rank below 32, say), f16 is used.
     public static func stackMatrix(_ values: [Float], rows: Int, columns: Int, type: DType) -> WeightMatrix {
         if type.isQuantized {
             if QuantizedLayout(dtype: type, rows: rows, columns: columns).byteCount < rows * columns * DType.f16.byteSize {

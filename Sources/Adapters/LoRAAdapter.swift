@@ -29,9 +29,9 @@ public final class LoRAAdapter: Sendable {
     public let modelConfig: ModelConfig
     public let modules: [ProjectionID: LoRAModule]
     /// Element type of this expert's rows in the fused stacks of a blend
-    /// (`ExpertBlend`): `.f32` keeps PEFT's values exactly; `.f16` halves the
-    /// bytes each decoding step reads and `.q8_0` quarters them, for
-    /// quantized bases whose own rounding is far larger.
+    /// (`ExpertBlend`). `.f32` keeps PEFT's values exactly. `.f16` halves the
+    /// bytes each decoding step reads and `.q8_0` quarters them, which suits
+    /// quantized bases because their own rounding is far larger.
     public let stackType: DType
 
     public init(directory: URL, name: String? = nil, modelConfig: ModelConfig, stackType: DType = .f32) throws {

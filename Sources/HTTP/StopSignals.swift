@@ -54,7 +54,8 @@ final class StopSignalWatcher: @unchecked Sendable {
         for end in ends {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
         }
-        // A full pipe must never block the handler; extra signals are dropped.
+        // With O_NONBLOCK a full pipe cannot block the handler: write(2)
+        // fails and that signal is dropped, while earlier ones wait unread.
         _ = fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK)
         readEnd = ends[0]
         writeEnd = ends[1]

@@ -64,10 +64,9 @@ public final class Engine: Sendable {
         return tokens
     }
 
-    /// Element type of the experts' fused stacks: Q8_0 when the model's
-    /// weights are quantized (the stacks' rounding is then far below the
-    /// weights', and decoding reads a quarter of the float32 bytes), f32
-    /// otherwise, so an unquantized model matches PEFT exactly.
+    /// Element type of the experts' fused stacks. A quantized model gets
+    /// Q8_0, whose rounding is far below the weights' own and whose bytes are
+    /// a quarter of float32. Otherwise f32, so the model matches PEFT exactly.
     public var expertStackType: DType { model.options.quantization == nil ? .f32 : .q8_0 }
 
     /// Loads and validates experts against this model. Names must be distinct.

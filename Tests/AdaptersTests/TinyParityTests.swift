@@ -324,9 +324,9 @@ struct MergedBlendTests {
     }
 }
 
-/// Experts loaded with a reduced `stackType` (what a quantized model uses:
-/// `.q8_0`; `.f16` also works) keep their stacks in that type: fewer bytes,
-/// and log-probs that stay next to the exact float32 blend.
+/// Experts loaded with a reduced `stackType` (`.q8_0`, which a quantized
+/// model uses, or `.f16`) keep their stacks in that type. The stacks take
+/// fewer bytes, and log-probs stay close to the exact float32 blend.
 struct ReducedStackTests {
     static let prompt = [5, 17, 42, 99, 3, 250, 7, 8]
     static let continuation = [11, 12, 300, 4, 1]

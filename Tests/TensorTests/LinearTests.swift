@@ -6,9 +6,9 @@ struct LinearFormatTests {
     /// Out counts sit around the 3-row panels and 4-row matrix-vector groups,
     /// and in counts around 8-wide vectors, 32-column blocks and 64-column
     /// block pairs. Two shapes need several column blocks (1100 columns with
-    /// few rows, 576 columns with 300 rows); the last two have rows of at
-    /// most 64 values and more rows than the integer path takes (the kernel
-    /// for an expert stack's B product at prefill).
+    /// few rows, 576 columns with 300 rows). The last two have weight rows of
+    /// at most 64 values and more input rows than the integer path takes, as
+    /// an expert stack's B product has at prefill.
     static let shapes: [(rows: Int, out: Int, in: Int)] = [
         (1, 1, 1), (1, 4, 8), (1, 7, 13), (1, 9, 31), (1, 13, 64), (1, 33, 100), (1, 70, 576),
         (2, 9, 16), (3, 33, 70), (4, 5, 32), (5, 64, 576), (6, 2, 33), (7, 3, 65),
